@@ -1,0 +1,120 @@
+"""Dataset registry: names → adapters that build a prepared BEIR folder in the data home.
+
+``load_dataset(name)`` returns the prepared :class:`Dataset`, preparing it on first use from the
+read-only source mirror (``UTILABEL_SOURCE_MIRROR``) or, failing that, by downloading the
+original files. Preparation writes into a temporary folder that is renamed into place only when
+complete, so an interrupted preparation leaves nothing half-written. A path to an existing BEIR
+folder is accepted wherever a name is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DatasetNotAvailableError, UnknownNameError
+from ..settings import data_home, source_mirror
+from .dataset import META_FILE, Dataset, write_meta
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to build one named dataset.
+
+    ``prepare(source, out)`` writes a BEIR folder into ``out`` from original files in ``source``
+    (a folder) and returns the metadata (relevance_level, ignore_identical_ids, description...).
+    ``mirror_dir`` is the sub-folder of the source mirror holding the originals; ``download(dest)``
+    fetches the originals into ``dest`` for users with internet.
+    """
+
+    name: str
+    mirror_dir: str
+    prepare: Callable[[Path, Path], dict]
+    download: Callable[[Path], Path] | None
+    description: str
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def dataset_names() -> list[str]:
+    _load_adapters()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    _load_adapters()
+    if name not in _REGISTRY:
+        raise UnknownNameError("dataset", name, list(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def _load_adapters() -> None:
+    from . import adapters  # noqa: F401 - registers on import
+
+
+def prepared_path(name: str) -> Path:
+    return data_home() / "datasets" / name
+
+
+def _find_source(spec: DatasetSpec) -> Path:
+    mirror = source_mirror()
+    if mirror is not None and (mirror / spec.mirror_dir).is_dir():
+        return mirror / spec.mirror_dir
+    downloads = data_home() / "downloads" / spec.name
+    if downloads.is_dir() and (downloads / ".complete").exists():
+        return downloads
+    if spec.download is None:
+        raise DatasetNotAvailableError(
+            f"dataset {spec.name!r}: no copy in the source mirror ({mirror}) and no download available; "
+            f"set UTILABEL_SOURCE_MIRROR to a folder containing {spec.mirror_dir}/"
+        )
+    tmp = Path(tempfile.mkdtemp(dir=downloads.parent if downloads.parent.exists() else None))
+    try:
+        spec.download(tmp)
+        (tmp / ".complete").touch()
+        downloads.parent.mkdir(parents=True, exist_ok=True)
+        if downloads.exists():
+            shutil.rmtree(downloads)
+        tmp.rename(downloads)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DatasetNotAvailableError(f"dataset {spec.name!r}: download failed: {exc}") from exc
+    return downloads
+
+
+def prepare_dataset(name: str, force: bool = False) -> Path:
+    """Build (if needed) the BEIR folder of a named dataset and return its path."""
+    spec = get_spec(name)
+    out = prepared_path(name)
+    if (out / META_FILE).exists() and not force:
+        return out
+    source = _find_source(spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{name}."))
+    try:
+        meta = spec.prepare(source, tmp)
+        write_meta(tmp, name=name, description=spec.description, source=str(source), **meta)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_dataset(name_or_path: str | Path) -> Dataset:
+    """A named dataset (prepared on first use) or a BEIR folder given by path."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        return Dataset.from_folder(p)
+    return Dataset.from_folder(prepare_dataset(str(name_or_path)), name=str(name_or_path))
