@@ -1,0 +1,139 @@
+"""The LLM backend contract shared by annotation and RAG.
+
+A backend implements :meth:`LLMBackend._chat_one` (one chat completion) and, optionally,
+:meth:`LLMBackend._logprob_one` (log-probability of a given continuation, for pointwise
+"yes"-scoring and answer likelihood). The base class does batching, retries with exponential
+backoff on :class:`TransientLLMError`, and option checking. Backends register by name with
+:func:`register_backend`; :func:`get_backend` lists the valid names on a typo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ConfigError, LLMError, UnknownNameError
+
+
+class TransientLLMError(LLMError):
+    """A failure worth retrying (HTTP 429/5xx, connection reset, timeout)."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion request. ``messages`` are ``{"role", "content"}`` dicts.
+
+    ``grammar`` (GBNF) and ``json_schema`` constrain output on servers that support them.
+    """
+
+    messages: tuple[dict[str, str], ...]
+    max_tokens: int = 256
+    temperature: float = 0.0
+    seed: int | None = 0
+    stop: tuple[str, ...] = ()
+    grammar: str | None = None
+    json_schema: dict | None = None
+
+    def __post_init__(self):
+        if self.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be ≥ 1, got {self.max_tokens}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ConfigError(f"temperature must be in [0, 2], got {self.temperature}")
+        if not self.messages:
+            raise ConfigError("a chat request needs at least one message")
+
+    def cache_key(self, model: str) -> str:
+        """Stable hash of (model, request): the key of the call log / cache."""
+        payload = json.dumps({"model": model, **asdict(self)}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ChatResponse:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    model: str = ""
+    finish_reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LLMBackend(ABC):
+    """Base class: subclasses implement ``_chat_one`` (and optionally ``_logprob_one``)."""
+
+    name: ClassVar[str] = ""
+    max_retries: int = 4
+    backoff_s: float = 0.5
+
+    def __init__(self, model: str = "", **options: Any):
+        self.model = model
+        self.options = options
+
+    @abstractmethod
+    def _chat_one(self, request: ChatRequest) -> ChatResponse:
+        """Run one completion; raise TransientLLMError for retryable failures."""
+
+    def _logprob_one(self, messages: Sequence[dict[str, str]], continuation: str) -> float:
+        raise ConfigError(f"backend {self.name!r} cannot score continuations; use 'llamacpp' or 'transformers'")
+
+    def _retrying(self, fn: Callable[[], Any]) -> Any:
+        delay = self.backoff_s
+        for attempt in range(self.max_retries + 1):
+            try:
+                return fn()
+            except TransientLLMError:
+                if attempt == self.max_retries:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        return self._retrying(lambda: self._chat_one(request))
+
+    def chat_many(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        """Run many requests; concurrent backends override this. Order is preserved."""
+        return [self.chat(r) for r in requests]
+
+    def logprob(self, messages: Sequence[dict[str, str]], continuation: str) -> float:
+        """Natural-log probability of ``continuation`` as the assistant's reply to ``messages``."""
+        return self._retrying(lambda: self._logprob_one(messages, continuation))
+
+    def close(self) -> None:
+        """Release resources (servers, sessions)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_BACKENDS: dict[str, type[LLMBackend]] = {}
+
+
+def register_backend(cls: type[LLMBackend]) -> type[LLMBackend]:
+    if not cls.name:
+        raise ConfigError(f"{cls.__name__} has no name")
+    _BACKENDS[cls.name] = cls
+    return cls
+
+
+def backend_names() -> list[str]:
+    from . import backends  # noqa: F401 - registers on import
+
+    return sorted(_BACKENDS)
+
+
+def get_backend(name: str, **options: Any) -> LLMBackend:
+    """Instantiate a backend by name (``openai``, ``llamacpp``, ``transformers``, ``vllm``, ``fake``)."""
+    names = backend_names()
+    if name not in _BACKENDS:
+        raise UnknownNameError("LLM backend", name, names)
+    return _BACKENDS[name](**options)
