@@ -1,0 +1,37 @@
+"""Session-wide test settings: a private data home, and the read-only source mirror.
+
+The mirror defaults to ``../shared/data`` next to the repository (override with
+``UTILABEL_SOURCE_MIRROR``). Prepared datasets are cached per session under pytest's temp dir
+unless ``UTILABEL_TEST_DATA_HOME`` names a persistent folder (CI uses one to prepare once).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MIRROR = Path(os.environ.get("UTILABEL_SOURCE_MIRROR", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_home(tmp_path_factory):
+    home = os.environ.get("UTILABEL_TEST_DATA_HOME") or str(tmp_path_factory.mktemp("data_home"))
+    old = {k: os.environ.get(k) for k in ("UTILABEL_DATA_HOME", "UTILABEL_SOURCE_MIRROR")}
+    os.environ["UTILABEL_DATA_HOME"] = home
+    os.environ["UTILABEL_SOURCE_MIRROR"] = str(MIRROR)
+    yield Path(home)
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if not MIRROR.is_dir():
+        pytest.skip(f"source mirror {MIRROR} not found")
+    return MIRROR
