@@ -1,0 +1,47 @@
+"""``utilabel evaluate RUN``: retrieval measures of a TREC run against a dataset's qrels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..data.registry import load_dataset
+from ..data.trec import read_trec_qrels, read_trec_run
+from ..evaluate.measures import DEFAULT_MEASURES
+from ..evaluate.retrieval import evaluate_run
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="TREC run file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", help="dataset name or BEIR folder (its qrels and conventions)")
+    src.add_argument("--qrels", help="TREC qrels file (instead of --dataset)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES), help="e.g. nDCG@10 RR@10 R@100 AP")
+    p.add_argument("--relevance-level", type=int, default=None, help="min grade for binary measures (default: dataset's)")
+    p.add_argument("--per-query", action="store_true", help="print per-query values (TSV)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def evaluate(args) -> int:
+    """Evaluate a TREC run: nDCG@10, RR@10, R@100, AP (trec_eval definitions)."""
+    run = read_trec_run(args.run)
+    if args.dataset:
+        ds = load_dataset(args.dataset)
+        qrels, level, ignore = ds.qrels(args.split), ds.relevance_level, ds.ignore_identical_ids
+    else:
+        qrels, level, ignore = read_trec_qrels(args.qrels), 1, False
+    if args.relevance_level is not None:
+        level = args.relevance_level
+    result = evaluate_run(run, qrels, args.measures, relevance_level=level, ignore_identical_ids=ignore)
+    if args.json:
+        print(json.dumps({"mean": result.mean, **({"per_query": result.per_query} if args.per_query else {})}, indent=2))
+        return 0
+    if args.per_query:
+        for qid, values in result.per_query.items():
+            print("\t".join([qid] + [f"{values[m]:.4f}" for m in result.mean]))
+    print(result.format())
+    return 0
+
+
+COMMANDS = {("evaluate",): (_args, evaluate)}
