@@ -77,11 +77,11 @@ def _find_source(spec: DatasetSpec) -> Path:
             f"dataset {spec.name!r}: no copy in the source mirror ({mirror}) and no download available; "
             f"set UTILABEL_SOURCE_MIRROR to a folder containing {spec.mirror_dir}/"
         )
-    tmp = Path(tempfile.mkdtemp(dir=downloads.parent if downloads.parent.exists() else None))
+    downloads.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=downloads.parent, prefix=f".{spec.name}."))
     try:
         spec.download(tmp)
         (tmp / ".complete").touch()
-        downloads.parent.mkdir(parents=True, exist_ok=True)
         if downloads.exists():
             shutil.rmtree(downloads)
         tmp.rename(downloads)

@@ -1,4 +1,7 @@
-"""Line iteration over plain or gzipped text files with 1-based line numbers."""
+"""Line iteration over plain or gzipped text files with 1-based line numbers.
+
+Lines are decoded one at a time so that invalid UTF-8 is reported at its exact line.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,18 @@ from pathlib import Path
 from ..errors import DataFormatError
 
 
-def open_text(path: str | Path):
-    """Open a text file (transparently gunzipping ``*.gz``)."""
-    path = Path(path)
+def _open_binary(path: Path):
     if not path.exists():
         raise DataFormatError(path, None, "file not found")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)``; undecodable bytes raise an error naming the line."""
-    with open_text(path) as fh:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(fh, start=1):  # noqa: B007 - used after loop on error
-                yield lineno, line
-        except UnicodeDecodeError:
-            raise DataFormatError(path, lineno + 1, "not valid UTF-8") from None
+    """Yield ``(line_number, line)`` (line endings kept); bad UTF-8 raises an error naming the line."""
+    path = Path(path)
+    with _open_binary(path) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataFormatError(path, lineno, "not valid UTF-8") from None
