@@ -49,13 +49,19 @@ def _rank_of(doc_id: str, score: float, docs: dict[str, float], scores: list[flo
 
 def _relevant_ranks(docs: dict[str, float], grades: dict[str, int]) -> list[tuple[int, int]]:
     """``(rank, grade)`` of every retrieved doc with grade > 0, by rank."""
-    found = [(d, g) for d, g in grades.items() if g > 0 and d in docs]
+    if len(grades) <= len(docs):
+        found = [(d, g) for d, g in grades.items() if g > 0 and d in docs]
+    else:
+        found = [(d, g) for d in docs if (g := grades.get(d, 0)) > 0]
     if len(found) <= _SORT_THRESHOLD:
         scores = list(docs.values())
         out = [(_rank_of(d, docs[d], docs, scores), g) for d, g in found]
     else:
-        items = sorted(docs.items(), key=itemgetter(0), reverse=True)  # ties: doc id descending
-        items.sort(key=itemgetter(1), reverse=True)  # stable: score descending
+        if len(set(docs.values())) == len(docs):  # no ties: one sort by score
+            items = sorted(docs.items(), key=itemgetter(1), reverse=True)
+        else:
+            items = sorted(docs.items(), key=itemgetter(0), reverse=True)  # ties: doc id descending
+            items.sort(key=itemgetter(1), reverse=True)  # stable: score descending
         out = [(i, grades[d]) for i, (d, _) in enumerate(items, start=1) if grades.get(d, 0) > 0]
     out.sort()
     return out
