@@ -1,0 +1,9 @@
+"""LLM access for annotation and RAG: backend contract and registry (:mod:`.base`), backends
+(:mod:`.backends`), local model files (:mod:`.models`) and output clean-up (:mod:`.thinking`)."""
+
+from .base import ChatRequest, ChatResponse, LLMBackend, TransientLLMError, backend_names, get_backend
+from .models import DEFAULT_MODEL, TEST_MODEL, resolve_model
+from .thinking import strip_thinking
+
+__all__ = ["ChatRequest", "ChatResponse", "DEFAULT_MODEL", "LLMBackend", "TEST_MODEL", "TransientLLMError",
+           "backend_names", "get_backend", "resolve_model", "strip_thinking"]

@@ -5,6 +5,19 @@ A backend implements :meth:`LLMBackend._chat_one` (one chat completion) and, opt
 "yes"-scoring and answer likelihood). The base class does batching, retries with exponential
 backoff on :class:`TransientLLMError`, and option checking. Backends register by name with
 :func:`register_backend`; :func:`get_backend` lists the valid names on a typo.
+
+Scoring API (all natural-log probabilities, chat template applied, assistant turn opened):
+
+* :meth:`LLMBackend.logprob` ``(messages, continuation)`` — log P(continuation | messages), the sum
+  over the continuation's tokens (tokenized on its own, no end-of-turn token). Answer likelihood.
+* :meth:`LLMBackend.token_logprobs` ``(messages, candidates=("yes", "no"))`` — for each candidate,
+  log P(first token of the candidate) at the first generated position. Pointwise yes/no scoring:
+  ``lp["yes"] - logsumexp(lp["yes"], lp["no"])`` is the normalised log P(yes).
+* ``logprob_many`` / ``token_logprobs_many`` — the same over many inputs (concurrent where the
+  backend can be), order preserved.
+
+Concrete backends live in :mod:`utilabel.llm.backends` (``openai``, ``llamacpp``, ``transformers``,
+``vllm``, ``fake``); local model files are resolved by :mod:`utilabel.llm.models`.
 """
 
 from __future__ import annotations
@@ -97,13 +110,43 @@ class LLMBackend(ABC):
     def chat(self, request: ChatRequest) -> ChatResponse:
         return self._retrying(lambda: self._chat_one(request))
 
-    def chat_many(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
-        """Run many requests; concurrent backends override this. Order is preserved."""
-        return [self.chat(r) for r in requests]
+    def chat_many(self, requests: Sequence[ChatRequest],
+                  on_result: Callable[[int, ChatResponse], None] | None = None) -> list[ChatResponse]:
+        """Run many requests; concurrent backends override this. Order is preserved.
+
+        ``on_result(i, response)`` (optional) is called as each request finishes (in completion
+        order), so a caller can log results before the whole batch is done.
+        """
+        out = []
+        for i, r in enumerate(requests):
+            out.append(self.chat(r))
+            if on_result is not None:
+                on_result(i, out[-1])
+        return out
 
     def logprob(self, messages: Sequence[dict[str, str]], continuation: str) -> float:
         """Natural-log probability of ``continuation`` as the assistant's reply to ``messages``."""
         return self._retrying(lambda: self._logprob_one(messages, continuation))
+
+    def _token_logprobs_one(self, messages: Sequence[dict[str, str]], candidates: Sequence[str]) -> dict[str, float]:
+        # default: whole-candidate log-probability (identical to the first-token one for one-token candidates)
+        return {c: self._logprob_one(messages, c) for c in candidates}
+
+    def token_logprobs(self, messages: Sequence[dict[str, str]],
+                       candidates: Sequence[str] = ("yes", "no")) -> dict[str, float]:
+        """log P(first token of each candidate) as the first token of the assistant's reply."""
+        if not candidates:
+            raise ConfigError("token_logprobs needs at least one candidate")
+        return self._retrying(lambda: self._token_logprobs_one(messages, tuple(candidates)))
+
+    def logprob_many(self, items: Sequence[tuple[Sequence[dict[str, str]], str]]) -> list[float]:
+        """:meth:`logprob` over ``(messages, continuation)`` pairs, order preserved."""
+        return [self.logprob(m, c) for m, c in items]
+
+    def token_logprobs_many(self, messages_list: Sequence[Sequence[dict[str, str]]],
+                            candidates: Sequence[str] = ("yes", "no")) -> list[dict[str, float]]:
+        """:meth:`token_logprobs` over many message lists, order preserved."""
+        return [self.token_logprobs(m, candidates) for m in messages_list]
 
     def close(self) -> None:
         """Release resources (servers, sessions)."""

@@ -1,0 +1,190 @@
+"""``llamacpp`` backend: the embedded default — llama.cpp's own OpenAI-compatible server, in-process.
+
+:func:`start_local_server` loads a GGUF (a registered name or a path, see :mod:`utilabel.llm.models`)
+into llama.cpp's C++ HTTP server through the ``xllamacpp`` bindings (prebuilt AVX2 wheels; no
+compiler needed) and returns a :class:`LocalServer` with ``.base_url`` and ``.stop()``. It binds
+127.0.0.1 and, with ``port=0``, a free port picked by the OS. :class:`LlamaCppBackend` starts one and
+talks to it with the ``openai`` backend's code (chat, concurrency, retries, guided output, scoring):
+nothing is duplicated, and the same code serves a remote llama.cpp server.
+
+Why xllamacpp and not llama-cpp-python: built from source with default flags, llama-cpp-python dies
+with SIGILL on this CPU at the first matrix multiply; xllamacpp's wheels run and ship the real
+server (continuous batching, parallel slots, prompt cache, GBNF/JSON-schema constrained output).
+
+Options: ``n_ctx`` (context per parallel slot, tokens), ``n_parallel`` (slots decoded together),
+``n_threads`` (default: all cores), ``n_batch``, ``cache_reuse`` (llama.cpp ``--cache-reuse``: reuse
+cached chunks of at least this many tokens after a shift; 0 = off), ``cache_ram_mib`` (host RAM for
+the prompt cache across slots), ``port``, ``verbosity`` (llama.cpp log level, 0 = errors only).
+Requests always ask for ``cache_prompt``, so a shared prefix (instructions, question) is evaluated
+once per slot.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConfigError, LLMError
+from ..base import register_backend
+from ..models import MODELS, TEST_MODEL, resolve_model
+from .openai_compat import OpenAICompatBackend
+
+log = logging.getLogger(__name__)
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+_START_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LocalServerOptions:
+    """Options of the embedded llama.cpp server (bounds checked on construction)."""
+
+    n_ctx: int = 4096
+    n_parallel: int = 2
+    n_threads: int | None = None
+    n_batch: int = 512
+    cache_reuse: int = 0
+    cache_ram_mib: int = 2048
+    port: int = 0
+    host: str = "127.0.0.1"
+    verbosity: int = 0
+    warmup: bool = False
+
+    def __post_init__(self):
+        if self.n_ctx < 128:
+            raise ConfigError(f"n_ctx must be ≥ 128, got {self.n_ctx}")
+        if not 1 <= self.n_parallel <= 64:
+            raise ConfigError(f"n_parallel must be in [1, 64], got {self.n_parallel}")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise ConfigError(f"n_threads must be ≥ 1, got {self.n_threads}")
+        if self.n_batch < 1 or self.cache_reuse < 0 or self.cache_ram_mib < 0:
+            raise ConfigError("n_batch must be ≥ 1, cache_reuse and cache_ram_mib ≥ 0")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in [0, 65535], got {self.port}")
+
+
+class LocalServer:
+    """A running embedded llama.cpp server. Use as a context manager or call :meth:`stop`."""
+
+    def __init__(self, model_path: Path, options: LocalServerOptions):
+        try:
+            import xllamacpp as xlc
+        except ImportError as exc:
+            from ...errors import MissingExtraError
+
+            raise MissingExtraError("xllamacpp", "local") from exc
+        self.model_path = Path(model_path)
+        self.options = options
+        p = xlc.CommonParams()
+        p.model.path = str(self.model_path)
+        p.n_parallel = options.n_parallel
+        p.n_ctx = options.n_ctx * options.n_parallel  # llama.cpp splits n_ctx across the slots
+        p.n_batch = options.n_batch
+        p.n_ubatch = min(options.n_batch, 512)
+        threads = options.n_threads or os.cpu_count() or 1
+        p.cpuparams.n_threads = threads
+        p.cpuparams_batch.n_threads = threads
+        p.port = options.port
+        p.hostnames = [options.host]
+        p.cache_prompt = True
+        p.n_cache_reuse = options.cache_reuse
+        p.cache_ram_mib = options.cache_ram_mib
+        p.verbosity = options.verbosity
+        p.warmup = options.warmup
+        t0 = time.perf_counter()
+        with _START_LOCK:
+            try:
+                self._server = xlc.Server(p)
+            except Exception as exc:  # noqa: BLE001 - xllamacpp raises plain exceptions
+                raise LLMError(f"llama.cpp server failed to start with {self.model_path}: {exc}") from exc
+        address = self._server.listening_address
+        if not address:
+            self._server = None
+            raise LLMError(f"llama.cpp server did not bind {options.host}:{options.port}")
+        self.base_url: str = address.rstrip("/")
+        self.port: int = int(self.base_url.rsplit(":", 1)[1])
+        self.load_s = time.perf_counter() - t0
+        _LIVE.add(self)
+        log.info("llama.cpp server for %s on %s (%.1fs)", self.model_path.name, self.base_url, self.load_s)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def stop(self) -> None:
+        """Stop serving and free the model (idempotent); waits for the server loop to exit."""
+        server, self._server = getattr(self, "_server", None), None
+        if server is not None:
+            del server  # the C++ destructor stops the HTTP thread and the main loop
+            log.info("llama.cpp server on %s stopped", self.base_url)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __del__(self):
+        self.stop()
+
+
+def start_local_server(model: str | os.PathLike | None = None, **options: Any) -> LocalServer:
+    """Start llama.cpp's server on 127.0.0.1 for ``model`` (name or .gguf path; default: the default model).
+
+    ``options`` are :class:`LocalServerOptions` fields. Returns once the model is loaded and the port is
+    bound; ``.base_url`` is ``http://127.0.0.1:PORT`` (append ``/v1`` for OpenAI clients).
+    """
+    valid = set(LocalServerOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(f"unknown llama.cpp server option(s) {unknown}; valid: {sorted(valid)}")
+    return LocalServer(resolve_model(model), LocalServerOptions(**options))
+
+
+@atexit.register
+def _stop_all() -> None:  # pragma: no cover - runs at interpreter exit
+    for server in list(_LIVE):
+        server.stop()
+
+
+@register_backend
+class LlamaCppBackend(OpenAICompatBackend):
+    """The ``openai`` backend bound to an embedded llama.cpp server it starts and stops itself.
+
+    ``model``: a registered name (``qwen2.5-coder-1.5b`` default, ``smollm2-135m`` for tests) or a path to
+    a .gguf. Server options: see :class:`LocalServerOptions`. Client options (``timeout_s``,
+    ``max_retries``, ...) go to the ``openai`` backend; ``concurrency`` defaults to ``n_parallel``.
+    """
+
+    name = "llamacpp"
+
+    def __init__(self, model: str | os.PathLike | None = None, **options: Any):
+        server_keys = set(LocalServerOptions.__dataclass_fields__)
+        server_opts = {k: options.pop(k) for k in list(options) if k in server_keys}
+        if "base_url" in options:
+            raise ConfigError("the llamacpp backend starts its own server; to use a running one, "
+                              "choose the 'openai' backend with base_url=...")
+        self.server = start_local_server(model, **server_opts)
+        options.setdefault("concurrency", self.server.options.n_parallel)
+        name = str(model) if model is not None and str(model) in MODELS else self.server.model_path.name
+        try:
+            super().__init__(model=name, base_url=self.server.base_url + "/v1", **options)
+        except BaseException:
+            self.server.stop()
+            raise
+
+    def close(self) -> None:
+        super().close()
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.stop()
+
+
+__all__ = ["LlamaCppBackend", "LocalServer", "LocalServerOptions", "TEST_MODEL", "start_local_server"]

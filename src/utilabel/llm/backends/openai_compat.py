@@ -1,0 +1,490 @@
+"""``openai`` backend: any OpenAI-compatible chat server (vLLM, SGLang, Ollama, llama.cpp, OpenAI).
+
+Requests go out with ``httpx`` from one background event loop owned by the backend, so the sync API
+(:meth:`chat`, :meth:`chat_many`, ...) works from scripts, threads and running event loops alike.
+
+* **Concurrency** — at most ``concurrency`` requests in flight (an ``asyncio.Semaphore``);
+  ``chat_many`` preserves order and reports each result as it lands (``on_result``).
+* **Scale-out** — ``base_url`` may list several servers (list or comma-separated string); attempts
+  go round-robin, so a retry after a connection error lands on the next server.
+* **Retries** — HTTP 408/409/429/5xx, timeouts and connection errors are retried up to
+  ``max_retries`` times with exponential backoff (``backoff_s`` · 2^attempt, capped at
+  ``max_backoff_s``, at least the server's ``Retry-After``); other 4xx fail at once with the
+  server's message. ``self.stats`` counts ``requests``, ``retries`` and ``failures``.
+* **Guided output** — ``ChatRequest.json_schema`` is sent as OpenAI ``response_format``
+  (``{"type": "json_schema", ...}``, understood by OpenAI, vLLM, SGLang, llama.cpp);
+  ``ChatRequest.grammar`` (GBNF) goes in the body field ``grammar_field`` (``grammar`` for llama.cpp;
+  set ``"guided_grammar"`` for older vLLM).
+* **API key** — read from the environment only (``$OPENAI_API_KEY`` or the variable named by
+  ``api_key_env``), never passed as an option, never logged.
+* **Scoring** (:meth:`logprob`, :meth:`token_logprobs`) needs llama.cpp's native endpoints
+  (``/apply-template``, ``/tokenize``, ``/completion``); see :meth:`_alogprob` for the method and why it
+  is exact. Other servers give ``token_logprobs`` from chat ``top_logprobs`` (candidates outside the
+  returned top are ``-inf``) and cannot score continuations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ...errors import ConfigError, LLMError
+from ..base import ChatRequest, ChatResponse, LLMBackend, TransientLLMError, register_backend
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+FORCE_BIAS = 1000.0  # logit bias that forces a token; reported log-probs come from the unbiased logits
+
+
+class UnsupportedEndpointError(LLMError):
+    """The server lacks an endpoint this feature needs (HTTP 404/405/501)."""
+
+
+class _LoopThread:
+    """A private asyncio loop in a daemon thread; ``run`` blocks the caller until the coroutine ends."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="utilabel-llm-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+def gbnf_literal(text: str) -> str:
+    """A GBNF string literal matching exactly ``text``."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _split_urls(base_url: str | Sequence[str] | None) -> list[str]:
+    if base_url is None:
+        base_url = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")
+    urls = [u.strip() for u in base_url.split(",")] if isinstance(base_url, str) else [str(u).strip() for u in base_url]
+    urls = [u.rstrip("/") for u in urls if u]
+    if not urls:
+        raise ConfigError("base_url names no server")
+    for u in urls:
+        if not u.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, got {u!r}")
+    return urls
+
+
+@register_backend
+class OpenAICompatBackend(LLMBackend):
+    """Chat (and, on llama.cpp servers, scoring) over HTTP. See the module docstring for the options."""
+
+    name = "openai"
+
+    def __init__(self, model: str = "", base_url: str | Sequence[str] | None = None, concurrency: int = 4,
+                 timeout_s: float = 600.0, max_retries: int = 4, backoff_s: float = 0.5,
+                 max_backoff_s: float = 30.0, api_key_env: str = "OPENAI_API_KEY", grammar_field: str = "grammar",
+                 top_logprobs: int = 20, extra_body: dict | None = None, **options: Any):
+        if "api_key" in options:
+            raise ConfigError(f"API keys are read from the environment only: set ${api_key_env} "
+                              "(or name another variable with api_key_env=...)")
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be ≥ 1, got {concurrency}")
+        if timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be > 0, got {timeout_s}")
+        if max_retries < 0 or backoff_s < 0:
+            raise ConfigError("max_retries and backoff_s must be ≥ 0")
+        if not 1 <= top_logprobs <= 100:
+            raise ConfigError(f"top_logprobs must be in [1, 100], got {top_logprobs}")
+        super().__init__(model=model, **options)
+        import httpx  # noqa: F401 - fail early with a clear error when missing
+
+        self.base_urls = _split_urls(base_url)
+        self.concurrency = concurrency
+        self.timeout_s = float(timeout_s)
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.api_key_env = api_key_env
+        self.grammar_field = grammar_field
+        self.top_logprobs = top_logprobs
+        self.extra_body = dict(extra_body or {})
+        self.stats: Counter = Counter()
+        self._rr = 0
+        self._rr_lock = threading.Lock()
+        self._loop: _LoopThread | None = None
+        self._loop_lock = threading.Lock()
+        self._client = None
+        self._sem: asyncio.Semaphore | None = None
+        self._llamacpp: bool | None = None  # whether the native scoring endpoints exist (probed once)
+
+    # ------------------------------------------------------------------ plumbing
+    def _run(self, coro: Awaitable) -> Any:
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = _LoopThread()
+        return self._loop.run(coro)
+
+    def _next_url(self) -> str:
+        with self._rr_lock:
+            url = self.base_urls[self._rr % len(self.base_urls)]
+            self._rr += 1
+        return url
+
+    @staticmethod
+    def _root(url: str) -> str:
+        """Server root for llama.cpp's native endpoints: the base URL without a trailing ``/v1``."""
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self.api_key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def _http(self):
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s)),
+                limits=httpx.Limits(max_connections=max(self.concurrency * 2, 8)))
+            self._sem = asyncio.Semaphore(self.concurrency)
+        return self._client
+
+    async def _post(self, path: str, body: dict, native: bool = False, url: str | None = None) -> dict:
+        """POST ``body`` to ``path`` on the next server; map failures to Transient/LLM errors."""
+        import httpx
+
+        client = await self._http()
+        url = url or self._next_url()
+        target = (self._root(url) if native else url) + path
+        self.stats["requests"] += 1
+        try:
+            resp = await client.post(target, json=body, headers=self._headers())
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise TransientLLMError(f"{type(exc).__name__} talking to {target}: {exc}") from exc
+        if resp.status_code in RETRY_STATUS:
+            err = TransientLLMError(f"HTTP {resp.status_code} from {target}: {resp.text[:300]}")
+            err.retry_after = _retry_after(resp.headers.get("retry-after"))  # type: ignore[attr-defined]
+            raise err
+        if resp.status_code in (404, 405, 501):
+            raise UnsupportedEndpointError(f"HTTP {resp.status_code} from {target}: endpoint not supported")
+        if resp.status_code >= 400:
+            raise LLMError(f"HTTP {resp.status_code} from {target}: {resp.text[:500]}")
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise TransientLLMError(f"invalid JSON from {target}: {resp.text[:200]!r}") from exc
+
+    async def _retry(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Await ``make()``; retry on TransientLLMError with capped exponential backoff."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return await make()
+            except TransientLLMError as exc:
+                if attempt == self.max_retries:
+                    self.stats["failures"] += 1
+                    raise LLMError(f"gave up after {attempt + 1} attempts: {exc}") from exc
+                delay = min(self.backoff_s * 2 ** attempt, self.max_backoff_s)
+                delay = max(delay, min(getattr(exc, "retry_after", 0.0) or 0.0, self.max_backoff_s))
+                delay *= 1.0 + 0.1 * random.random()
+                self.stats["retries"] += 1
+                log.warning("transient LLM error (attempt %d/%d, retrying in %.2fs): %s",
+                            attempt + 1, self.max_retries + 1, delay, exc)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _bounded(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        await self._http()
+        async with self._sem:
+            return await self._retry(make)
+
+    # ------------------------------------------------------------------ chat
+    def _chat_body(self, request: ChatRequest) -> dict:
+        body: dict[str, Any] = {
+            "model": self.model or "default",
+            "messages": [dict(m) for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.grammar is not None and request.json_schema is not None:
+            raise ConfigError("a request can carry a grammar or a json_schema, not both")
+        if request.json_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "output", "schema": request.json_schema,
+                                                       "strict": True}}
+        if request.grammar is not None:
+            body[self.grammar_field] = request.grammar
+        body.update(self.extra_body)
+        return body
+
+    async def _achat(self, request: ChatRequest) -> ChatResponse:
+        body = self._chat_body(request)
+
+        async def once():
+            t0 = time.perf_counter()
+            data = await self._post("/chat/completions", body)
+            return _parse_chat(data, time.perf_counter() - t0, self.model)
+
+        return await self._bounded(once)
+
+    def _chat_one(self, request: ChatRequest) -> ChatResponse:
+        return self._run(self._achat(request))
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        return self._run(self._achat(request))  # retries happen inside, with async backoff
+
+    def chat_many(self, requests: Sequence[ChatRequest],
+                  on_result: Callable[[int, ChatResponse], None] | None = None) -> list[ChatResponse]:
+        """All requests with at most ``concurrency`` in flight; order preserved.
+
+        If some fail after their retries, the others still finish (and reach ``on_result``) before the
+        first failure is raised.
+        """
+        return self._run(self._gather([self._achat(r) for r in requests], on_result))
+
+    async def _gather(self, coros: list[Awaitable], on_result: Callable[[int, Any], None] | None) -> list:
+        async def one(i, coro):
+            value = await coro
+            if on_result is not None:
+                on_result(i, value)
+            return value
+
+        results = await asyncio.gather(*(one(i, c) for i, c in enumerate(coros)), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return results
+
+    # ------------------------------------------------------------------ scoring (llama.cpp server)
+    async def _native(self, path: str, body: dict, url: str) -> dict:
+        try:
+            data = await self._post(path, body, native=True, url=url)
+        except UnsupportedEndpointError:
+            self._llamacpp = False
+            raise
+        self._llamacpp = True
+        return data
+
+    async def _prompt_and_ids(self, messages: Sequence[dict[str, str]], texts: Sequence[str], url: str):
+        """The chat-templated prompt (assistant turn opened) and each text's token ids (no specials)."""
+        prompt = (await self._native("/apply-template", {"messages": [dict(m) for m in messages]}, url))["prompt"]
+        ids = []
+        for text in texts:
+            data = await self._native("/tokenize", {"content": text, "add_special": False, "parse_special": False},
+                                      url)
+            ids.append([t["id"] if isinstance(t, dict) else t for t in data["tokens"]])
+        return prompt, ids
+
+    async def _alogprob(self, messages: Sequence[dict[str, str]], continuation: str,
+                        per_token: bool = False) -> float:
+        """log P(continuation | chat-templated messages) on a llama.cpp server.
+
+        The server reports, for each generated token, its log-probability under the *unmodified*
+        softmax of the model's logits (``post_sampling_probs`` off): grammars and logit biases steer the
+        sampler but do not change the reported numbers. So the continuation is scored by making the
+        server generate exactly its tokens:
+
+        1. fast path — one ``/completion`` request whose GBNF grammar only admits ``continuation``,
+           ``n_predict`` = its token count, greedy; if the generated token ids equal the continuation's
+           own tokenization the sum of their log-probs is the answer;
+        2. otherwise (the grammar let the model spell the string with other tokens) — one request per
+           token, prompt = template + the previous continuation tokens, the next token forced with a
+           logit bias; the server's prompt cache makes each request evaluate one new token.
+        """
+        if not continuation:
+            return 0.0
+        url = self._next_url()  # one server for the whole scoring: its prompt cache holds the prefix
+        try:
+            prompt, (cont,) = await self._prompt_and_ids(messages, [continuation], url)
+        except UnsupportedEndpointError:
+            self._check_scoring()
+            raise
+        if not cont:
+            return 0.0
+        base = {"n_probs": 1, "temperature": 0.0, "cache_prompt": True, "post_sampling_probs": False}
+        if not per_token:
+            data = await self._native("/completion", {**base, "prompt": prompt, "n_predict": len(cont),
+                                                      "grammar": "root ::= " + gbnf_literal(continuation)}, url)
+            probs = _completion_probs(data)
+            if [p["id"] for p in probs] == cont:
+                return float(sum(p["logprob"] for p in probs))
+            log.debug("grammar-forced tokens %s differ from %s; scoring token by token", [p["id"] for p in probs], cont)
+        total = 0.0
+        for i, tok in enumerate(cont):
+            data = await self._native("/completion", {**base, "prompt": [prompt, *cont[:i]], "n_predict": 1,
+                                                      "logit_bias": [[tok, FORCE_BIAS]]}, url)
+            (p,) = _completion_probs(data)[:1]
+            if p["id"] != tok:
+                raise LLMError(f"server did not honour the forced token {tok} (got {p['id']})")
+            total += float(p["logprob"])
+        return total
+
+    async def _atoken_logprobs(self, messages: Sequence[dict[str, str]], candidates: Sequence[str]) -> dict:
+        """First-token log-probs: one request returns the top ``top_logprobs``; the rest are forced."""
+        if self._llamacpp is False:
+            return await self._atoken_logprobs_chat(messages, candidates)
+        url = self._next_url()
+        try:
+            prompt, ids = await self._prompt_and_ids(messages, candidates, url)
+        except UnsupportedEndpointError:
+            return await self._atoken_logprobs_chat(messages, candidates)
+        for c, i in zip(candidates, ids):
+            if not i:
+                raise ConfigError(f"candidate {c!r} has no tokens")
+        base = {"temperature": 0.0, "cache_prompt": True, "post_sampling_probs": False, "prompt": prompt,
+                "n_predict": 1}
+        data = await self._native("/completion", {**base, "n_probs": self.top_logprobs}, url)
+        first = _completion_probs(data)[0]
+        top = {t["id"]: float(t["logprob"]) for t in first.get("top_logprobs", [])}
+        top.setdefault(first["id"], float(first["logprob"]))
+        out = {}
+        for c, i in zip(candidates, ids):
+            if i[0] not in top:
+                forced = await self._native("/completion", {**base, "n_probs": 1,
+                                                            "logit_bias": [[i[0], FORCE_BIAS]]}, url)
+                top[i[0]] = float(_completion_probs(forced)[0]["logprob"])
+            out[c] = top[i[0]]
+        return out
+
+    async def _atoken_logprobs_chat(self, messages, candidates) -> dict:
+        """Generic servers: chat ``top_logprobs`` of the first token, matched by token text."""
+        body = {"model": self.model or "default", "messages": [dict(m) for m in messages], "max_tokens": 1,
+                "temperature": 0.0, "logprobs": True, "top_logprobs": self.top_logprobs}
+        data = await self._post("/chat/completions", body)
+        try:
+            first = data["choices"][0]["logprobs"]["content"][0]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise LLMError("server returned no logprobs; it cannot score candidates") from exc
+        top = {}
+        for t in [first, *first.get("top_logprobs", [])]:
+            top.setdefault(t["token"], float(t["logprob"]))
+        out = {}
+        for c in candidates:
+            matches = [lp for tok, lp in top.items() if tok and c.startswith(tok)]
+            out[c] = max(matches) if matches else float("-inf")
+        return out
+
+    def _logprob_one(self, messages, continuation):
+        return self._run(self._retry(lambda: self._alogprob(messages, continuation)))
+
+    def logprob(self, messages: Sequence[dict[str, str]], continuation: str, per_token: bool = False) -> float:
+        """log P(continuation | messages); ``per_token=True`` skips the grammar fast path (for checks)."""
+        self._check_scoring()
+        return self._run(self._bounded(lambda: self._alogprob(messages, continuation, per_token)))
+
+    def token_logprobs(self, messages: Sequence[dict[str, str]],
+                       candidates: Sequence[str] = ("yes", "no")) -> dict[str, float]:
+        if not candidates:
+            raise ConfigError("token_logprobs needs at least one candidate")
+        return self._run(self._bounded(lambda: self._atoken_logprobs(messages, tuple(candidates))))
+
+    def logprob_many(self, items: Sequence[tuple[Sequence[dict[str, str]], str]]) -> list[float]:
+        self._check_scoring()
+        return self._run(self._gather([self._bounded(lambda m=m, c=c: self._alogprob(m, c)) for m, c in items],
+                                      None))
+
+    def token_logprobs_many(self, messages_list: Sequence[Sequence[dict[str, str]]],
+                            candidates: Sequence[str] = ("yes", "no")) -> list[dict[str, float]]:
+        if not candidates:
+            raise ConfigError("token_logprobs needs at least one candidate")
+        cands = tuple(candidates)
+        return self._run(self._gather(
+            [self._bounded(lambda m=m: self._atoken_logprobs(m, cands)) for m in messages_list], None))
+
+    def _check_scoring(self) -> None:
+        if self._llamacpp is False:
+            raise ConfigError(f"the server at {self.base_urls[0]} has no llama.cpp /apply-template, /tokenize, "
+                              "/completion endpoints, so it cannot score continuations; use a llama.cpp server "
+                              "or the 'llamacpp' / 'transformers' / 'vllm' backends")
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if self._client is not None and not loop.loop.is_closed():
+            try:
+                loop.run(self._client.aclose())
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._client = None
+        loop.stop()
+        self._loop = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _completion_probs(data: dict) -> list[dict]:
+    probs = data.get("completion_probabilities")
+    if not probs or "logprob" not in probs[0]:
+        raise LLMError("the server's /completion returned no per-token log-probabilities "
+                       "(needs a llama.cpp server recent enough to report 'logprob')")
+    return probs
+
+
+def _parse_chat(data: dict, latency: float, model: str) -> ChatResponse:
+    try:
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+    except (KeyError, IndexError, TypeError) as exc:
+        raise TransientLLMError(f"malformed chat response: {str(data)[:200]}") from exc
+    usage = data.get("usage") or {}
+    extra: dict[str, Any] = {}
+    details = usage.get("prompt_tokens_details") or {}
+    if details.get("cached_tokens") is not None:
+        extra["cached_tokens"] = details["cached_tokens"]
+    if message.get("reasoning_content"):
+        extra["reasoning"] = message["reasoning_content"]
+    if "timings" in data:
+        extra["timings"] = data["timings"]
+    if data.get("model"):
+        extra["server_model"] = data["model"]
+    return ChatResponse(text=message.get("content") or "", prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                        completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency,
+                        model=model or data.get("model") or "", finish_reason=choice.get("finish_reason") or "",
+                        extra=extra)
