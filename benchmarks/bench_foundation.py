@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, update_section  # noqa: E402
-
 import pytrec_eval  # noqa: E402
+from _report import machine, update_section  # noqa: E402
 
 from utilabel.data.registry import load_dataset  # noqa: E402
 from utilabel.evaluate.retrieval import evaluate_run  # noqa: E402
@@ -38,9 +37,10 @@ def bench_bm25():
         BM25Retriever(corpus).search(queries, k=100)
 
     def peer():
+        import re
+
         import Stemmer
         from rank_bm25 import BM25Okapi
-        import re
 
         stem = Stemmer.Stemmer("english").stemWords
         tok = lambda t: stem(re.findall(r"(?u)\b\w\w+\b", t.lower()))  # noqa: E731
@@ -64,10 +64,10 @@ def bench_metrics():
         run = BM25Retriever(ds.corpus).search(queries, k=100)
         level = ds.relevance_level
 
-        def ours():
+        def ours(run=run, qrels=qrels, level=level):
             evaluate_run(run, qrels, ["nDCG@10", "R@100", "AP", "RR"], relevance_level=level)
 
-        def peer():
+        def peer(run=run, qrels=qrels, level=level):
             ev = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "map", "recip_rank"},
                                                 relevance_level=level)
             ev.evaluate(run)

@@ -133,3 +133,15 @@ def test_flagembedding_groups(mirror):
     assert all(len(g.negatives) <= 25 for g in groups)
     assert groups[0].query.startswith(")what was the immediate impact of the success of the manhattan project")
     assert all(d in texts for g in groups for d in list(g.positives) + g.negatives)
+
+
+def test_msmarco_collection_and_topics(tmp_path, mirror):
+    from utilabel.data.trec import read_msmarco_collection
+
+    p = write(tmp_path / "collection.tsv", "0\tThe presence of communication\n1\tThe Manhattan Project\n")
+    assert read_msmarco_collection(p) == {"0": "The presence of communication", "1": "The Manhattan Project"}
+    check_error(read_msmarco_collection, write(tmp_path / "bad.tsv", "0\ta\n1\n"), 2, "expected 'pid<TAB>passage'")
+    topics = read_topics_tsv(mirror / "msmarco-passage-eval" / "topics.msmarco-passage.dev-subset.txt")
+    qrels = read_trec_qrels(mirror / "msmarco-passage-eval" / "qrels.msmarco-passage.dev-subset.txt")
+    # PROVENANCE: 6,980 dev-small queries, 7,437 judgments
+    assert len(topics) == 6980 and sum(len(v) for v in qrels.values()) == 7437

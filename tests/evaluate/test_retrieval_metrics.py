@@ -8,9 +8,9 @@ import pytest
 import pytrec_eval
 
 from utilabel.data.registry import load_dataset
+from utilabel.errors import ConfigError
 from utilabel.evaluate.measures import parse_measure
 from utilabel.evaluate.retrieval import evaluate_dataset, evaluate_run
-from utilabel.errors import ConfigError
 from utilabel.retrieve.bm25 import BM25Retriever
 
 PAIRS = [("nDCG@10", "ndcg_cut_10"), ("R@100", "recall_100"), ("AP", "map"), ("RR", "recip_rank"),
