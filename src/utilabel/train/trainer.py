@@ -1,0 +1,438 @@
+"""The training loop: ``train(TrainConfig) -> model folder``.
+
+One code path for a single CPU/GPU process and ``torchrun`` DDP. Each step takes a global batch of
+``batch_size`` query groups (every rank derives the same batch from the seed and takes its slice);
+the loss of a rank's queries runs over *all* passages of the global batch, gathered from every rank
+with ``torch.distributed.nn.all_gather`` (which keeps gradients), normalised by the global number of
+queries that have a positive. Gradients are then summed over ranks, so DDP equals one process on
+the concatenated batch (tested). Options: AMP (fp16/bf16) on GPU, gradient checkpointing,
+GradCache. A checkpoint (model, optimizer, scheduler, scaler, RNG, step) is written atomically
+every ``save_every`` steps and the run resumes from it after a kill; batches are derived from
+``(seed, epoch)``, so a resumed run reaches the same weights as an uninterrupted one.
+
+Outputs in ``config.out``: ``model/`` (sentence-transformers folder + model card), ``log.jsonl``
+(one record per step, append-only), ``summary.json``, ``loss_curve.png``, ``human_queries.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..fileio import AppendLog, atomic_write
+from .config import TrainConfig
+from .data import (
+    GroupSampler,
+    LabelPlan,
+    SampledGroup,
+    human_labels,
+    llm_labels,
+    plan_labels,
+    read_judgments,
+    write_chosen,
+)
+from .losses import get_loss
+from .model import BiEncoder
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+#: options that may change between a run and its resume
+_RESUME_FREE = {"resume", "show_progress", "save_every", "eval_split", "max_steps", "device", "out", "epochs"}
+
+
+def _after_step(step: int) -> None:
+    """Hook called after every optimizer step (tests use it to kill a run mid-way)."""
+
+
+def build_plan(config: TrainConfig, dataset) -> LabelPlan:
+    human = human_labels(dataset, config.split) if "human" in config.labels else None
+    files = [x for x in config.labels if x != "human"]
+    llm = llm_labels(read_judgments(files), config.judgment_method) if files else None
+    if llm is not None and not llm:
+        raise ConfigError(f"no usable judgments in {', '.join(files)}" + (f" for method {config.judgment_method!r}" if config.judgment_method else ""))
+    return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
+                       config.curriculum_switch)
+
+
+def _candidates(config: TrainConfig, dataset) -> dict[str, list[str]]:
+    if config.negatives_k == 0:
+        return {}
+    from ..retrieve.bm25 import bm25_candidates, read_candidates, write_candidates
+
+    path = Path(config.out) / f"candidates.{config.split}.k{config.negatives_k}.jsonl"
+    if path.exists():
+        groups = read_candidates(path)
+    else:
+        groups = bm25_candidates(dataset, config.split, k=config.negatives_k)
+        if _rank() == 0:
+            write_candidates(path, groups)
+    return {g.query_id: [c.doc_id for c in g.candidates] for g in groups}
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def _rank() -> int:
+    d = _dist()
+    return d.get_rank() if d else 0
+
+
+def _world() -> int:
+    d = _dist()
+    return d.get_world_size() if d else 1
+
+
+def _maybe_init_distributed(device: str) -> None:
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+
+
+def batch_matrices(global_groups: list[SampledGroup], local_slice: slice, known_pos: dict[str, set[str]],
+                   in_batch: bool = True):
+    """Label weights ``[q_local, D_global]`` and the exclusion mask (unlabeled positives elsewhere in the batch)."""
+    import torch
+
+    cols = [(g_i, d) for g_i, g in enumerate(global_groups) for d in g.doc_ids]
+    q_idx = list(range(len(global_groups)))[local_slice]
+    weights = torch.zeros(len(q_idx), len(cols))
+    exclude = torch.zeros(len(q_idx), len(cols), dtype=torch.bool)
+    for r, gi in enumerate(q_idx):
+        g = global_groups[gi]
+        own = dict(zip(g.doc_ids, g.weights, strict=True))
+        pos = known_pos.get(g.query_id, set())
+        for c, (owner, d) in enumerate(cols):
+            if owner == gi:
+                weights[r, c] = own[d]
+            elif not in_batch or d in pos or own.get(d, 0.0) > 0:
+                exclude[r, c] = True  # a positive of this query in another group is no negative
+    return weights, exclude
+
+
+class _TokenCache:
+    def __init__(self, model: BiEncoder, dataset):
+        self.model, self.dataset = model, dataset
+        self.docs: dict[str, list[int]] = {}
+        self.queries: dict[str, list[int]] = {}
+
+    def passages(self, doc_ids: list[str]) -> list[list[int]]:
+        missing = [d for d in dict.fromkeys(doc_ids) if d not in self.docs]
+        if missing:
+            texts = [self.dataset.corpus[d].full_text() for d in missing]
+            self.docs.update(zip(missing, self.model.tokenize(texts, "passage"), strict=True))
+        return [self.docs[d] for d in doc_ids]
+
+    def query(self, qids: list[str]) -> list[list[int]]:
+        missing = [q for q in dict.fromkeys(qids) if q not in self.queries]
+        if missing:
+            texts = [self.dataset.queries[q].text for q in missing]
+            self.queries.update(zip(missing, self.model.tokenize(texts, "query"), strict=True))
+        return [self.queries[q] for q in qids]
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    with atomic_write(path, "wb") as fh:
+        torch.save(state, fh)
+
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return f
+
+
+def train(config: TrainConfig) -> Path:
+    """Train a bi-encoder as configured; returns the saved model folder (``config.out/model``)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..data.registry import load_dataset
+
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    _maybe_init_distributed(device)
+    rank, world = _rank(), _world()
+    if world > 1 and device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+        torch.cuda.set_device(device)
+    if config.grad_cache_chunk and world > 1:
+        raise ConfigError("grad_cache_chunk is single-process only; under DDP lower batch_size per rank instead")
+    if config.grad_cache_chunk and config.amp == "fp16" and device.startswith("cuda"):
+        raise ConfigError("grad_cache_chunk does not support amp=fp16 (loss scaling); use amp=bf16")
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size {config.batch_size} must be divisible by the number of ranks {world}")
+    if config.amp != "no" and not device.startswith("cuda"):
+        log.warning("amp=%s ignored on %s", config.amp, device)
+    use_amp = config.amp != "no" and device.startswith("cuda")
+    amp_dtype = torch.float16 if config.amp == "fp16" else torch.bfloat16
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+
+    dataset = load_dataset(config.dataset)
+    plan = build_plan(config, dataset)
+    loss_fn = get_loss(config.loss)
+    split_qids = list(dataset.split_queries(config.split))
+    candidates = _candidates(config, dataset)
+    sampler = GroupSampler(plan, candidates, list(dataset.corpus), config.group_size, config.max_positives,
+                           loss_fn.single_positive, config.negative_sampling, config.seed, query_ids=split_qids)
+    n_queries = len(sampler.query_ids)
+    if n_queries == 0:
+        raise ConfigError("no training queries (labels and split share no query)")
+    steps_per_epoch = [(len(sampler.epoch_query_ids(e)) // config.batch_size if world > 1
+                        else math.ceil(len(sampler.epoch_query_ids(e)) / config.batch_size)) for e in range(config.epochs)]
+    if min(steps_per_epoch) == 0:
+        raise ConfigError(f"batch_size {config.batch_size} exceeds the {n_queries} training queries under DDP")
+    total = sum(steps_per_epoch)
+    if config.max_steps:
+        total = min(total, config.max_steps)
+
+    model = BiEncoder(config.model_config(), config.gradient_checkpointing, device)
+    model.train(True)
+    optimizer = torch.optim.AdamW(list(model.parameters()), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_ratio * total)))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and config.amp == "fp16")
+    tokens = _TokenCache(model, dataset)
+
+    step, elapsed = 0, 0.0
+    ckpt = out / CHECKPOINT
+    if config.resume and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        old = {k: v for k, v in state["config"].items() if k not in _RESUME_FREE}
+        new = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
+        changed = sorted(k for k in new if old.get(k) != new[k])
+        if changed:
+            raise ConfigError(f"{ckpt} was written with other options ({', '.join(changed)}); use another out or resume=False")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        step, elapsed = state["step"], state.get("elapsed", 0.0)
+        log.info("resumed from %s at step %d", ckpt, step)
+
+    if rank == 0:
+        write_chosen(out / "human_queries.json", plan)
+        with atomic_write(out / "config.json") as fh:
+            json.dump(config.to_dict(), fh, indent=2)
+    logf = AppendLog(out / "log.jsonl") if rank == 0 else None
+    known_pos = plan.all_positive_ids()
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not config.show_progress or rank != 0)
+    masked_total = 0
+    t0 = time.perf_counter()
+    epoch_groups: dict[int, list[SampledGroup]] = {}
+    while step < total:
+        epoch, in_epoch = 0, step
+        while in_epoch >= steps_per_epoch[epoch]:
+            in_epoch -= steps_per_epoch[epoch]
+            epoch += 1
+        if epoch not in epoch_groups:
+            epoch_groups = {epoch: sampler.epoch_groups(epoch)}
+        groups = epoch_groups[epoch][in_epoch * config.batch_size : (in_epoch + 1) * config.batch_size]
+        loss, masked = forward_backward(model, loss_fn, groups, tokens, known_pos, in_batch=config.in_batch_negatives,
+                                        grad_cache_chunk=config.grad_cache_chunk, amp_dtype=amp_dtype if use_amp else None,
+                                        scaler=scaler)
+        masked_total += masked
+        scaler.unscale_(optimizer)
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(list(model.parameters()), config.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss_value = float(loss.detach())
+        if logf:
+            logf.append({"step": step, "epoch": epoch, "loss": loss_value, "lr": lr, "queries": len(groups),
+                         "masked_queries": masked, "time": round(elapsed + time.perf_counter() - t0, 3)})
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch)
+        if config.save_every and step % config.save_every == 0 and step < total:
+            _checkpoint(ckpt, model, optimizer, scheduler, scaler, step, elapsed + time.perf_counter() - t0, config)
+        _after_step(step)
+    bar.close()
+    elapsed += time.perf_counter() - t0
+    if logf:
+        logf.close()
+    model_dir = out / "model"
+    if rank == 0:
+        _checkpoint(ckpt, model, optimizer, scheduler, scaler, step, elapsed, config)
+        summary = _finish(config, out, model, plan, dataset, n_queries, total, elapsed, masked_total)
+        log.info("training done: %s", summary)
+    if _dist():
+        _dist().barrier()
+    return model_dir
+
+
+def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], tokens, known_pos: dict[str, set[str]],
+                     in_batch: bool = True, grad_cache_chunk: int = 0, amp_dtype=None, scaler=None):
+    """Loss of one global batch and its gradients in ``model``'s parameters; returns ``(loss, masked)``.
+
+    Under DDP (an initialised process group) this rank embeds its contiguous slice of ``groups``;
+    passage embeddings of every rank are gathered with gradients, the loss is normalised by the
+    global number of queries with a positive, and parameter gradients are summed over ranks, so the
+    result equals one process on the whole batch. ``masked`` counts queries without a positive.
+    """
+    import torch
+
+    rank, world = _rank(), _world()
+    n = len(groups) // world
+    local = slice(rank * n, (rank + 1) * n) if world > 1 else slice(0, len(groups))
+    device = next(model.parameters()).device
+    weights, exclude = batch_matrices(groups, local, known_pos, in_batch)
+    weights, exclude = weights.to(device), exclude.to(device)
+    n_valid = sum(1 for g in groups if g.has_positive)
+    q_tok = tokens.query([g.query_id for g in groups[local]])
+    p_tok = tokens.passages([d for g in groups[local] for d in g.doc_ids])
+
+    def embed(items, kind):
+        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+        with ctx:
+            return model.embed(items, kind)
+
+    def batch_loss(q, p):
+        if world > 1:
+            import torch.distributed.nn.functional as dnn
+
+            p = torch.cat(dnn.all_gather(p), dim=0)
+        scores = model.scores(q.float(), p.float()).masked_fill(exclude, -torch.inf)
+        return loss_fn.per_query(scores, weights).sum() / max(n_valid, 1)
+
+    if grad_cache_chunk:
+        from .gradcache import cached_backward
+
+        loss = cached_backward(embed, q_tok, p_tok, batch_loss, grad_cache_chunk)
+    else:
+        loss = batch_loss(embed(q_tok, "query"), embed(p_tok, "passage"))
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+    loss = loss.detach()
+    if world > 1:
+        import torch.distributed as dist
+
+        for p in model.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+        loss = loss.clone()
+        dist.all_reduce(loss)
+    return loss, len(groups) - n_valid
+
+
+def _checkpoint(path, model, optimizer, scheduler, scaler, step, elapsed, config) -> None:
+    import torch
+
+    rng = torch.get_rng_state()
+    d = _dist()
+    if d:
+        rngs = [None] * d.get_world_size()
+        d.all_gather_object(rngs, rng)
+        rng = rngs
+    if _rank() != 0:
+        return
+    _save_checkpoint(path, {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(), "rng": rng,
+        "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+        "step": step, "elapsed": elapsed, "config": config.to_dict(),
+    })
+
+
+def read_log(out: str | Path) -> list[dict]:
+    """Per-step records of a run (the last record wins for a step logged again after a resume)."""
+    by_step = {r["step"]: r for r in AppendLog.read(Path(out) / "log.jsonl")}
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def plot_loss(records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records]
+    losses = [r["loss"] for r in records]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, losses, lw=0.8, alpha=0.5, label="loss")
+    w = max(1, len(losses) // 20)
+    if len(losses) > w > 1:
+        avg = [sum(losses[i - w + 1 : i + 1]) / w for i in range(w - 1, len(losses))]
+        ax.plot(steps[w - 1 :], avg, lw=1.6, label=f"mean of {w}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _finish(config: TrainConfig, out: Path, model: BiEncoder, plan: LabelPlan, dataset, n_queries: int,
+            total: int, elapsed: float, masked: int) -> dict:
+    records = read_log(out)
+    summary = {
+        "config": config.to_dict(), "steps": total, "train_queries": n_queries,
+        "human_queries": len(plan.human_queries), "label_strategy": plan.strategy,
+        "masked_queries": sum(r.get("masked_queries", 0) for r in records),
+        "seconds": round(elapsed, 2),
+        "examples_per_second": round(sum(r["queries"] for r in records) / elapsed, 3) if elapsed else None,
+        "first_loss": records[0]["loss"] if records else None,
+        "last_loss": records[-1]["loss"] if records else None,
+    }
+    model_dir = model.save(out / "model", card=_model_card(config, summary, dataset), meta={"train": summary})
+    if config.eval_split:
+        from .evaluation import evaluate_model
+
+        summary["eval"] = {config.eval_split: evaluate_model(model_dir, dataset, config.eval_split)}
+    if records:
+        plot_loss(records, out / "loss_curve.png")
+    with atomic_write(out / "summary.json") as fh:
+        json.dump(summary, fh, indent=2)
+    if config.eval_split:  # re-write the card with the evaluation numbers
+        (model_dir / "README.md").write_text(_model_card(config, summary, dataset), encoding="utf-8")
+    return summary
+
+
+def _model_card(config: TrainConfig, summary: dict, dataset) -> str:
+    labels = ", ".join(config.labels)
+    lines = [
+        "---", "library_name: sentence-transformers", "tags: [sentence-transformers, utilabel, dense-retrieval]", "---", "",
+        f"# utilabel dense retriever ({config.loss}, {dataset.name})", "",
+        "Bi-encoder trained with utilabel (utility-focused LLM annotation for retrieval).", "",
+        "## Data", "",
+        f"- dataset: `{dataset.name}`, split `{config.split}`, {summary['train_queries']} training queries",
+        f"- labels: {labels}" + (f" (mix `{config.mix_strategy}`, human ratio {config.human_ratio})" if config.human_ratio is not None else ""),
+        f"- queries with human labels: {summary['human_queries']}; queries masked (no positive): {summary['masked_queries']}",
+        f"- hard negatives: BM25 top-{config.negatives_k} minus every positive ({config.negative_sampling} sampling), random fill",
+        "", "## Loss", "",
+        f"- `{config.loss}`, temperature {config.temperature}, in-batch negatives: {config.in_batch_negatives}",
+        "", "## Hyper-parameters", "",
+        "| option | value |", "|---|---|",
+    ]
+    for k, v in config.to_dict().items():
+        lines.append(f"| {k} | {v} |")
+    lines += ["", "## Training", "", f"- steps: {summary['steps']}, seconds: {summary['seconds']}, "
+              f"loss {summary['first_loss']} → {summary['last_loss']}"]
+    if "eval" in summary:
+        for split, res in summary["eval"].items():
+            lines.append(f"- {split}: " + ", ".join(f"{m} {v:.4f}" for m, v in res.items()))
+    lines += ["", "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
+              "model = SentenceTransformer('path/to/model')  # passage tower" + (
+                  "; query tower in query_encoder/" if not config.tied else ""), "```", ""]
+    return "\n".join(lines)
