@@ -1,0 +1,161 @@
+"""The ``openai`` / ``llamacpp`` backends against a real llama.cpp server (xllamacpp, SmolLM2-135M).
+
+SmolLM2-135M ignores instructions; these tests check mechanics that hold for any model: usage
+accounting, grammar/JSON-schema constraints, log-probability arithmetic computed by independent
+routes, ordering under concurrency, and recovery from a server restart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+import pytest
+
+from utilabel.errors import ConfigError
+from utilabel.llm import ChatRequest, get_backend
+
+pytestmark = pytest.mark.llm
+
+QUESTION = [{"role": "user", "content": "Is Paris the capital of France? Answer yes or no."}]
+
+
+def test_chat_returns_text_and_usage(smol):
+    r = smol.chat(ChatRequest(tuple(QUESTION), max_tokens=8))
+    assert r.text.strip()
+    assert r.prompt_tokens > 10          # the chat template alone adds ~20 tokens
+    assert 1 <= r.completion_tokens <= 8
+    assert r.finish_reason in ("stop", "length")
+    assert r.latency_s > 0 and r.model == "smollm2-135m"
+
+
+def test_grammar_constrains_output(smol):
+    grammar = 'root ::= "My selection:" "[" item ("," item)* "]"\nitem ::= "[" [1-5] "]"'
+    r = smol.chat(ChatRequest(({"role": "user", "content": "Pick passages."},), max_tokens=24, grammar=grammar))
+    import re
+
+    assert re.fullmatch(r"My selection:\[\[[1-5]\](,\[[1-5]\])*\]", r.text), r.text
+
+
+def test_json_schema_constrains_output(smol):
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+              "required": ["answer"], "additionalProperties": False}
+    r = smol.chat(ChatRequest(tuple(QUESTION), max_tokens=32, json_schema=schema))
+    assert json.loads(r.text)["answer"] in ("yes", "no")
+
+
+def test_first_token_logprobs_agree_with_chat_logprobs(smol, smol_server):
+    """token_logprobs (native /completion) vs the OpenAI chat endpoint's own top_logprobs."""
+    lp = smol.token_logprobs(QUESTION, ("Yes", "No", "yes", "Paris"))
+    for value in lp.values():
+        assert math.isfinite(value) and value < 0
+    import httpx
+
+    body = {"messages": QUESTION, "max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 20}
+    first = httpx.post(smol_server.base_url + "/v1/chat/completions", json=body, timeout=60).json()[
+        "choices"][0]["logprobs"]["content"][0]
+    chat_top = {t["token"]: t["logprob"] for t in first["top_logprobs"]}
+    for tok in ("Yes", "No"):
+        assert lp[tok] == pytest.approx(chat_top[tok], abs=1e-4)
+    # a probability distribution: the listed alternatives cannot exceed total mass 1
+    assert math.fsum(math.exp(v) for v in chat_top.values()) <= 1.0 + 1e-6
+
+
+def test_candidate_outside_top_is_forced_not_dropped(smol):
+    lp = smol.token_logprobs(QUESTION, ("Yes", "zebra"))
+    assert math.isfinite(lp["zebra"]) and lp["zebra"] < lp["Yes"]
+
+
+def test_continuation_logprob_two_routes_agree(smol):
+    answer = "Yes, Paris is the capital of France."
+    fast = smol.logprob(QUESTION, answer)                   # one grammar-forced request
+    slow = smol.logprob(QUESTION, answer, per_token=True)   # one forced request per token
+    assert math.isfinite(fast) and fast < 0
+    assert fast == pytest.approx(slow, abs=1e-3)
+
+
+def test_logprob_is_chain_rule_consistent(smol):
+    """log P("Yes") equals the first-token log-prob, and longer continuations only lose mass."""
+    lp_yes = smol.logprob(QUESTION, "Yes")
+    assert lp_yes == pytest.approx(smol.token_logprobs(QUESTION, ("Yes",))["Yes"], abs=1e-4)
+    assert smol.logprob(QUESTION, "Yes, Paris") < lp_yes
+    assert smol.logprob(QUESTION, "") == 0.0
+
+
+def test_logprob_many_preserves_order(smol):
+    items = [(QUESTION, "Yes."), (QUESTION, "No."), (QUESTION, "Yes.")]
+    out = smol.logprob_many(items)
+    assert out[0] == pytest.approx(out[2], abs=1e-4)
+    assert out[0] == pytest.approx(smol.logprob(QUESTION, "Yes."), abs=1e-4)
+    assert out[1] == pytest.approx(smol.logprob(QUESTION, "No."), abs=1e-4)
+
+
+def test_chat_many_preserves_order_with_parallel_slots(smol):
+    # each request's grammar admits exactly one string, so the right text must land at each index
+    reqs = [ChatRequest(({"role": "user", "content": f"Say item {i}."},), max_tokens=8,
+                        grammar=f'root ::= "item-{i}"') for i in range(6)]
+    out = smol.chat_many(reqs)
+    assert [r.text for r in out] == [f"item-{i}" for i in range(6)]
+
+
+def test_llamacpp_backend_starts_and_stops_its_server():
+    pytest.importorskip("xllamacpp")
+    import httpx
+
+    backend = get_backend("llamacpp", model="smollm2-135m", n_ctx=512, n_parallel=1)
+    url = backend.server.base_url
+    assert url.startswith("http://127.0.0.1:") and backend.concurrency == 1
+    assert httpx.get(url + "/health", timeout=10).json()["status"] == "ok"
+    r = backend.chat(ChatRequest(tuple(QUESTION), max_tokens=4, grammar='root ::= "yes" | "no"'))
+    assert r.text in ("yes", "no")
+    backend.close()
+    backend.close()  # idempotent
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/health", timeout=5)
+
+
+def test_llamacpp_backend_option_errors():
+    with pytest.raises(ConfigError, match="n_parallel must be in"):
+        get_backend("llamacpp", model="smollm2-135m", n_parallel=0)
+    with pytest.raises(ConfigError, match="starts its own server"):
+        get_backend("llamacpp", model="smollm2-135m", base_url="http://x/v1")
+    from utilabel.llm.backends.llamacpp import start_local_server
+
+    with pytest.raises(ConfigError, match=r"unknown llama.cpp server option\(s\) \['n_gpu'\]"):
+        start_local_server("smollm2-135m", n_gpu=1)
+
+
+def test_backend_recovers_when_the_server_is_killed_and_restarted():
+    """Stop the server mid-run, bring a new one up on the same port 1.5 s later: calls go through."""
+    pytest.importorskip("xllamacpp")
+    from utilabel.llm.backends.llamacpp import start_local_server
+
+    server = start_local_server("smollm2-135m", n_ctx=512, n_parallel=1)
+    port = server.port
+    backend = get_backend("openai", base_url=server.base_url + "/v1", max_retries=8, backoff_s=0.2,
+                          max_backoff_s=1.0, timeout_s=60)
+    reqs = [ChatRequest(({"role": "user", "content": f"Say item {i}."},), max_tokens=8,
+                        grammar=f'root ::= "item-{i}"') for i in range(4)]
+    try:
+        assert backend.chat(reqs[0]).text == "item-0"
+        server.stop()
+        holder = {}
+
+        def restart():
+            time.sleep(1.5)
+            holder["server"] = start_local_server("smollm2-135m", n_ctx=512, n_parallel=1, port=port)
+
+        t = threading.Thread(target=restart)
+        t.start()
+        out = backend.chat_many(reqs[1:])
+        t.join()
+        assert [r.text for r in out] == ["item-1", "item-2", "item-3"]
+        assert backend.stats["retries"] >= 1
+        assert holder["server"].port == port
+    finally:
+        backend.close()
+        server.stop()
+        if "server" in holder:
+            holder["server"].stop()
