@@ -1,0 +1,21 @@
+"""LLM annotation of candidate lists with utility-focused labels.
+
+Public entry points: :func:`annotate` (run a method over candidate groups, resumable),
+:func:`estimate` (dry run), :class:`AnnotateConfig`, :func:`read_judgments` /
+:func:`write_judgments`, :func:`groups_from_judgments` (judgments → training groups),
+:func:`agreement` (vs human qrels), :func:`method_names`, prompts via :func:`get_prompt`.
+Methods live in :mod:`utilabel.annotate.methods`, prompts as versioned files in
+``annotate/prompts/``, parsers in :mod:`utilabel.annotate.parsing`, the call log in
+:mod:`utilabel.annotate.store`.
+"""
+
+from .core import AnnotateConfig
+from .engine import annotate, estimate, estimate_summary
+from .labels import groups_from_judgments, judgments_to_qrels, read_judgments, write_judgments
+from .methods import get_method, method_names
+from .prompts import get_prompt, prompt_names
+
+__all__ = [
+    "AnnotateConfig", "annotate", "estimate", "estimate_summary", "groups_from_judgments", "judgments_to_qrels",
+    "read_judgments", "write_judgments", "get_method", "method_names", "get_prompt", "prompt_names",
+]

@@ -1,0 +1,346 @@
+"""Shared types of the annotation engine: the run configuration, one query's input, one vote's
+labels, and the two callers methods talk to (the logging/resuming :class:`Caller` and the
+token-counting :class:`DryCaller` used by ``--dry-run``).
+
+A method never calls a backend directly: it asks its caller for a chat completion parsed by a
+given parser (``chat``) or for a continuation log-probability (``logprob``). The :class:`Caller`
+renders the prompt, looks the call up in the store by key, calls the backend only when missing,
+logs the call, parses the output (thinking stripped), retries a parse failure up to
+``config.retries`` times with another seed (and ``retry_temperature``) and counts failures by kind.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from .parsing import FAILURE_KINDS, Parsed
+from .prompts import STYLES, Prompt
+from .store import CallStore, call_key
+
+
+@dataclass
+class AnnotateConfig:
+    """Options of an annotation run (all part of the call keys through the rendered requests).
+
+    method: registered method name (``relsel``, ``utilsel``, ``utilrank``, ``direct-utilsel``,
+        ``pointwise``, ``answer-likelihood``).
+    style: prompt style, ``compact`` (single-turn, default) or ``paper`` (multi-turn wording).
+    seed: seeds candidate shuffling and the first attempt of every call.
+    shuffle: shuffle candidates before listwise prompting (position bias).
+    votes: k-permutation voting: run listwise methods on k shuffles, labels = fraction selecting.
+    retries: extra attempts after a parse failure (seed + attempt, ``retry_temperature``).
+    max_passage_words: passages are truncated to this many words in prompts.
+    allow_empty: accept an explicitly empty selection instead of counting it as a failure.
+    joint: utilsel/direct-utilsel: write the pseudo-answer and select in one call over the
+        relevance-selected passages (default: True for compact, False for paper style).
+    window, stride, top_m: utilrank sliding window size, step, and number of graded positives.
+    answer_source: pointwise: pseudo-answer from relevance selection (``relsel``) or ``none``.
+    contrast: pointwise: utility = P(yes) / (P(yes) + P(no)) (two scored continuations) instead
+        of P(yes) alone.
+    threshold: utility ≥ threshold counts as positive (groups, reports).
+    margin: answer-likelihood: a passage is useful when it raises the gold answer's
+        log-likelihood over the closed-book baseline by more than ``margin`` nats.
+    answer_max_tokens: completion budget of pseudo-answers; ``extra_tokens`` is added to every
+        budget (for thinking models).
+    """
+
+    method: str = "utilsel"
+    style: str = "compact"
+    seed: int = 0
+    shuffle: bool = True
+    votes: int = 1
+    retries: int = 2
+    temperature: float = 0.0
+    retry_temperature: float = 0.7
+    max_passage_words: int = 150
+    allow_empty: bool = False
+    joint: bool | None = None
+    window: int = 10
+    stride: int = 5
+    top_m: int = 3
+    answer_source: str = "relsel"
+    contrast: bool = True
+    threshold: float = 0.5
+    margin: float = 0.0
+    answer_max_tokens: int = 128
+    extra_tokens: int = 0
+
+    def __post_init__(self):
+        if self.style not in STYLES:
+            raise ConfigError(f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if not 1 <= self.votes <= 50:
+            raise ConfigError(f"votes must be in 1..50, got {self.votes}")
+        if not 0 <= self.retries <= 10:
+            raise ConfigError(f"retries must be in 0..10, got {self.retries}")
+        for name in ("temperature", "retry_temperature"):
+            if not 0.0 <= getattr(self, name) <= 2.0:
+                raise ConfigError(f"{name} must be in [0, 2], got {getattr(self, name)}")
+        if self.max_passage_words < 8:
+            raise ConfigError(f"max_passage_words must be ≥ 8, got {self.max_passage_words}")
+        if self.window < 2:
+            raise ConfigError(f"window must be ≥ 2, got {self.window}")
+        if not 1 <= self.stride < self.window:
+            raise ConfigError(f"stride must be in 1..window-1 ({self.window - 1}), got {self.stride}")
+        if self.top_m < 1:
+            raise ConfigError(f"top_m must be ≥ 1, got {self.top_m}")
+        if self.answer_source not in ("relsel", "none"):
+            raise ConfigError(f"answer_source must be 'relsel' or 'none', got {self.answer_source!r}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.answer_max_tokens < 8 or self.extra_tokens < 0:
+            raise ConfigError("answer_max_tokens must be ≥ 8 and extra_tokens ≥ 0")
+        if self.joint is None:
+            self.joint = self.style == "compact"
+        if self.joint and self.style != "compact":
+            raise ConfigError("joint answer+selection exists only in the compact style")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QueryItem:
+    """One query to annotate: candidates in first-stage order, texts escaped and truncated."""
+
+    query_id: str
+    question: str
+    doc_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    answers: tuple[str, ...] = ()
+
+
+@dataclass
+class VoteResult:
+    """Labels from one run of a method over one ordering, keyed by candidate index.
+
+    A mapping is None when its step failed (no label, never a default).
+    """
+
+    relevance: dict[int, float] | None = None
+    utility: dict[int, float] | None = None
+    score: dict[int, float] | None = None
+    rank: dict[int, int] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Where a call belongs: logged with it and used for failure counts."""
+
+    query_id: str
+    method: str
+    step: str
+    vote: int = 0
+
+
+@dataclass
+class Stats:
+    """Counters of a run (thread-safe increments through :meth:`add`)."""
+
+    calls_new: int = 0
+    calls_cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    failures: dict[str, dict[str, int]] = field(default_factory=dict)
+    failed_steps: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: float) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def failure(self, step: str, kind: str) -> None:
+        with self._lock:
+            per = self.failures.setdefault(step, {k: 0 for k in FAILURE_KINDS})
+            per[kind] = per.get(kind, 0) + 1
+
+    def step_failed(self, step: str) -> None:
+        with self._lock:
+            self.failed_steps[step] = self.failed_steps.get(step, 0) + 1
+
+    def total_failures(self) -> int:
+        return sum(sum(v.values()) for v in self.failures.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls_new": self.calls_new, "calls_cached": self.calls_cached,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "latency_s": round(self.latency_s, 3),
+                "failures": {s: dict(v) for s, v in sorted(self.failures.items())},
+                "failed_steps": dict(sorted(self.failed_steps.items())),
+            }
+
+
+Parser = Callable[[str], Parsed]
+
+
+def selection_budget(n: int) -> int:
+    """Completion tokens enough for ``My selection:[[1],...,[n]]`` (≈ 5 tokens per id)."""
+    return 12 + 6 * n
+
+
+class Caller:
+    """Runs calls through the store: replay when logged, otherwise call the backend and log."""
+
+    def __init__(self, backend, store: CallStore, config: AnnotateConfig, stats: Stats):
+        self.backend = backend
+        self.store = store
+        self.config = config
+        self.stats = stats
+        self.model = getattr(backend, "model", "") or getattr(backend, "name", "")
+
+    def _record(self, key: str, prompt: Prompt, ctx: CallContext, attempt: int, payload: dict, **result) -> dict:
+        rec = {
+            "key": key,
+            "prompt_id": prompt.ref,
+            "prompt_hash": prompt.hash,
+            "method": ctx.method,
+            "step": ctx.step,
+            "query_id": ctx.query_id,
+            "vote": ctx.vote,
+            "attempt": attempt,
+            "model": self.model,
+            "options": {k: v for k, v in payload.items() if k != "messages"},
+            "time": time.time(),
+            **result,
+        }
+        self.store.put(rec)
+        return rec
+
+    def chat(self, prompt: Prompt, values: dict[str, Any], parse: Parser, max_tokens: int, ctx: CallContext) -> Parsed:
+        """A parsed chat completion, retried on parse failure; the last failure if all attempts fail."""
+        from ..llm.base import ChatRequest
+
+        messages = prompt.render(**values)
+        cfg = self.config
+        parsed = Parsed(failure="no_selection")
+        for attempt in range(cfg.retries + 1):
+            request = ChatRequest(
+                messages=messages,
+                max_tokens=max_tokens + cfg.extra_tokens,
+                temperature=cfg.temperature if attempt == 0 else cfg.retry_temperature,
+                seed=cfg.seed + attempt,
+            )
+            payload = {"kind": "chat", **asdict(request)}
+            key = call_key(prompt.ref, prompt.hash, self.model, payload)
+            rec = self.store.get(key)
+            if rec is None:
+                resp = self.backend.chat(request)
+                parsed = parse(resp.text)
+                rec = self._record(
+                    key, prompt, ctx, attempt, payload,
+                    output=resp.text, failure=parsed.failure,
+                    prompt_tokens=resp.prompt_tokens, completion_tokens=resp.completion_tokens,
+                    latency_s=resp.latency_s,
+                )
+                self.stats.add(calls_new=1, latency_s=resp.latency_s)
+            else:
+                parsed = parse(rec["output"])
+                self.stats.add(calls_cached=1)
+            self.stats.add(prompt_tokens=rec.get("prompt_tokens", 0), completion_tokens=rec.get("completion_tokens", 0))
+            if parsed.ok:
+                return parsed
+            self.stats.failure(ctx.step, parsed.failure or "no_selection")
+        self.stats.step_failed(ctx.step)
+        return parsed
+
+    def logprob(self, prompt: Prompt, values: dict[str, Any], continuation: str, ctx: CallContext) -> float:
+        """Natural-log probability of ``continuation`` as the reply to the rendered prompt."""
+        messages = prompt.render(**values)
+        payload = {"kind": "logprob", "messages": messages, "continuation": continuation}
+        key = call_key(prompt.ref, prompt.hash, self.model, payload)
+        rec = self.store.get(key)
+        if rec is None:
+            t0 = time.perf_counter()
+            value = float(self.backend.logprob(messages, continuation))
+            latency = time.perf_counter() - t0
+            if math.isnan(value):
+                raise ConfigError(f"backend returned NaN log-probability for {ctx.query_id}/{ctx.step}")
+            rec = self._record(key, prompt, ctx, 0, payload, output=value, failure=None, latency_s=latency)
+            self.stats.add(calls_new=1, latency_s=latency)
+        else:
+            self.stats.add(calls_cached=1)
+        return float(rec["output"])
+
+
+@dataclass
+class Estimate:
+    """What ``--dry-run`` reports: call count, token estimates, time and cost."""
+
+    queries: int = 0
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    by_step: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def seconds(self, prompt_tps: float, gen_tps: float, per_call_s: float = 0.0) -> float:
+        return self.prompt_tokens / prompt_tps + self.completion_tokens / gen_tps + self.calls * per_call_s
+
+    def cost(self, usd_per_m_prompt: float, usd_per_m_completion: float) -> float:
+        return (self.prompt_tokens * usd_per_m_prompt + self.completion_tokens * usd_per_m_completion) / 1e6
+
+
+def approx_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """Rough token count of chat messages: ~4 characters per token plus 4 per message (template)."""
+    return sum(math.ceil(len(m["content"]) / 4) + 4 for m in messages)
+
+
+_FILLER_ANSWER = " ".join(["word"] * 40)
+
+
+class DryCaller:
+    """Counts the calls a method would make, with synthetic well-formed outputs.
+
+    Selections pick the first ``ceil(select_fraction * n)`` passages; answers are 40 words;
+    rankings keep the presented order; log-probabilities are 0. Completion tokens are counted on
+    the synthetic outputs, prompt tokens with ``count_tokens`` (default :func:`approx_tokens`).
+    """
+
+    def __init__(self, estimate: Estimate, select_fraction: float = 0.4,
+                 count_tokens: Callable[[Sequence[dict[str, str]]], int] = approx_tokens,
+                 count_text: Callable[[str], int] | None = None):
+        self.estimate = estimate
+        self.select_fraction = select_fraction
+        self.count_tokens = count_tokens
+        self.count_text = count_text or (lambda t: math.ceil(len(t) / 4))
+
+    def _add(self, step: str, messages, completion: str) -> None:
+        p = self.count_tokens(messages)
+        c = self.count_text(completion) if completion else 1
+        e = self.estimate
+        e.calls += 1
+        e.prompt_tokens += p
+        e.completion_tokens += c
+        s = e.by_step.setdefault(step, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        s["calls"] += 1
+        s["prompt_tokens"] += p
+        s["completion_tokens"] += c
+
+    def _synthetic(self, prompt: Prompt, values: dict[str, Any]) -> str:
+        n = len(values.get("passages") or ())
+        k = max(1, math.ceil(self.select_fraction * n))
+        sel = "My selection:[" + ",".join(f"[{i}]" for i in range(1, k + 1)) + "]"
+        return {
+            "selection": sel,
+            "answer_selection": f"Answer: {_FILLER_ANSWER}\n{sel}",
+            "ranking": " > ".join(f"[{i}]" for i in range(1, n + 1)),
+            "answer": _FILLER_ANSWER,
+        }.get(prompt.output, "")
+
+    def chat(self, prompt: Prompt, values: dict[str, Any], parse: Parser, max_tokens: int, ctx: CallContext) -> Parsed:
+        text = self._synthetic(prompt, values)
+        self._add(ctx.step, prompt.render(**values), text)
+        return parse(text)
+
+    def logprob(self, prompt: Prompt, values: dict[str, Any], continuation: str, ctx: CallContext) -> float:
+        self._add(ctx.step, prompt.render(**values) + ({"role": "assistant", "content": continuation},), "")
+        return 0.0

@@ -1,0 +1,3 @@
+"""Importing this module registers every built-in method."""
+
+from . import answer_likelihood, direct_utilsel, pointwise, relsel, utilrank, utilsel  # noqa: F401
