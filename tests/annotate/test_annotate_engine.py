@@ -192,20 +192,29 @@ def test_call_log_records_prompt_step_model_usage(tmp_path):
 def test_pointwise_soft_labels_and_shared_prefix(tmp_path):
     corpus, groups = corpus_and_groups(1)
 
+    seen = []
+
     def lp(messages, cont):
+        seen.append(messages[-1]["content"])
         useful = " is useful " in messages[-1]["content"].split("Passage:")[1]
         p_yes = 0.8 if useful else 0.2
-        return math.log(p_yes if cont == "yes" else 1 - p_yes)
+        return math.log(p_yes if cont.lower() == "yes" else 1 - p_yes)
 
     backend = fake(respond, logprobs=lp)
     run = annotate(groups, corpus, backend, tmp_path, AnnotateConfig(method="pointwise"), progress=False)
     for j in run.judgments:
         useful = "useful" in corpus[j.doc_id].text
-        # P(yes)/(P(yes)+P(no)) = 0.8/(0.8+0.2); log-odds = log(0.8/0.2) = log 4
+        # useful: P(yes) = P("yes") + P("Yes") = 0.8 + 0.8, P(no) = 0.2 + 0.2:
+        # P(yes)/(P(yes)+P(no)) = 1.6/2.0 = 0.8; log-odds = log(1.6/0.4) = log 4
         assert j.utility == pytest.approx(0.8 if useful else 0.2)
         assert j.score == pytest.approx(math.log(4) if useful else -math.log(4))
     log = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
-    assert sum(r["step"] == "pointwise.yes" for r in log) == 8 and sum(r["step"] == "pointwise.no" for r in log) == 8
+    scored = [r for r in log if r["step"] == "pointwise"]
+    assert len(scored) == 8 and set(scored[0]["output"]) == {"yes", "Yes", "no", "No"}
+    # question and pseudo-answer come before the passage: every call of the query shares that prefix
+    prefixes = {t.split("Passage:")[0] for t in seen}
+    assert len(prefixes) == 1 and "Reference answer: The scripted answer." in prefixes.pop()
+    assert len({t.split("Passage:")[1] for t in seen}) == 8
 
 
 def test_answer_likelihood_gain_over_closed_book(tmp_path):
@@ -260,8 +269,8 @@ def test_dry_run_counts_calls_per_method():
     assert estimate(groups, corpus, AnnotateConfig(method="relsel", votes=3)).calls == 2 * 3
     # utilrank: relsel + pseudo-answer + 3 windows (8 docs, w=4, s=2 → (4,8),(2,6),(0,4))
     assert estimate(groups, corpus, AnnotateConfig(method="utilrank", window=4, stride=2)).calls == 2 * 5
-    # pointwise: relsel + pseudo-answer + yes/no per passage; votes do not apply
-    assert estimate(groups, corpus, AnnotateConfig(method="pointwise", votes=3)).calls == 2 * (2 + 16)
+    # pointwise: relsel + pseudo-answer + one scored call per passage; votes do not apply
+    assert estimate(groups, corpus, AnnotateConfig(method="pointwise", votes=3)).calls == 2 * (2 + 8)
     est = estimate(groups, corpus, AnnotateConfig(method="utilsel"))
     assert est.prompt_tokens > 0 and set(est.by_step) == {"relsel", "utilsel"}
 

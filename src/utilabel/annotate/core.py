@@ -271,6 +271,28 @@ class Caller:
             self.stats.add(calls_cached=1)
         return float(rec["output"])
 
+    def token_logprobs(self, prompt: Prompt, values: dict[str, Any], candidates: Sequence[str],
+                       ctx: CallContext) -> dict[str, float]:
+        """First-token log-probabilities of ``candidates`` as the reply (one request where the
+        backend offers ``token_logprobs``, else one :meth:`logprob` per candidate)."""
+        messages = prompt.render(**values)
+        payload = {"kind": "token_logprobs", "messages": messages, "candidates": list(candidates)}
+        key = call_key(prompt.ref, prompt.hash, self.model, payload)
+        rec = self.store.get(key)
+        if rec is None:
+            t0 = time.perf_counter()
+            if hasattr(self.backend, "token_logprobs"):
+                values_out = self.backend.token_logprobs(messages, tuple(candidates))
+            else:
+                values_out = {c: self.backend.logprob(messages, c) for c in candidates}
+            latency = time.perf_counter() - t0
+            out = {c: float(values_out[c]) for c in candidates}
+            rec = self._record(key, prompt, ctx, 0, payload, output=out, failure=None, latency_s=latency)
+            self.stats.add(calls_new=1, latency_s=latency)
+        else:
+            self.stats.add(calls_cached=1)
+        return {c: float(v) for c, v in rec["output"].items()}
+
 
 @dataclass
 class Estimate:
@@ -344,3 +366,8 @@ class DryCaller:
     def logprob(self, prompt: Prompt, values: dict[str, Any], continuation: str, ctx: CallContext) -> float:
         self._add(ctx.step, prompt.render(**values) + ({"role": "assistant", "content": continuation},), "")
         return 0.0
+
+    def token_logprobs(self, prompt: Prompt, values: dict[str, Any], candidates: Sequence[str],
+                       ctx: CallContext) -> dict[str, float]:
+        self._add(ctx.step, prompt.render(**values), "x")
+        return {c: math.log(0.5) for c in candidates}

@@ -4,9 +4,10 @@ The pseudo-answer comes from the utilsel pipeline's first two steps (relevance s
 from the relevance-selected passages; ``answer_source="relsel"``) or is left out (``"none"``).
 Each passage is then asked about alone, question and pseudo-answer first and the passage last, so
 all calls of a query share one prompt prefix (the server's prompt cache reuses it) and there is no
-position bias. With ``contrast`` (default) the soft label is
-``P(yes) / (P(yes) + P(no)) = sigmoid(log P(yes) - log P(no))`` and ``score`` is that log-odds;
-otherwise ``utility = P(yes)`` and ``score = log P(yes)``.
+position bias. The first reply token is scored once per passage (``token_logprobs``: one request on
+llama.cpp servers), with ``P(yes) = P("yes") + P("Yes")`` and ``P(no)`` likewise. With ``contrast``
+(default) the soft label is ``P(yes) / (P(yes) + P(no)) = sigmoid(log P(yes) - log P(no))`` and
+``score`` is that log-odds; otherwise ``utility = P(yes)`` and ``score = log P(yes)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ import math
 from ..core import VoteResult
 from ..prompts import get_prompt
 from .base import Method, pseudo_answer_step, register_method, relevance_step
+
+YES = ("yes", "Yes")
+NO = ("no", "No")
+
+
+def logsumexp(xs) -> float:
+    """log(sum(exp(x))) without overflow; -inf for all -inf."""
+    m = max(xs)
+    if m == -math.inf:
+        return -math.inf
+    return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
 def sigmoid(x: float) -> float:
@@ -56,9 +68,10 @@ class Pointwise(Method):
         utility, score = {}, {}
         for i in range(len(item.doc_ids)):
             v = {**values, "passage": item.texts[i]}
-            lp_yes = caller.logprob(prompt, v, "yes", self.ctx(item, "pointwise.yes", vote))
+            lp = caller.token_logprobs(prompt, v, YES + NO, self.ctx(item, "pointwise", vote))
+            lp_yes = logsumexp([lp[c] for c in YES])
             if cfg.contrast:
-                lp_no = caller.logprob(prompt, v, "no", self.ctx(item, "pointwise.no", vote))
+                lp_no = logsumexp([lp[c] for c in NO])
                 score[i] = lp_yes - lp_no
                 utility[i] = sigmoid(score[i])
             else:
