@@ -11,7 +11,7 @@ questions not answered yet, and a re-run with the same retrieval, reader and opt
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,24 +97,28 @@ def top_passages(run: Run, query_id: str, corpus: Mapping[str, Document], k: int
     return [corpus[did].full_text() for did in hits[:k]]
 
 
-def rag_queries(dataset, split: str, limit: int | None) -> dict[str, Query]:
-    """Questions of a split that have gold answers, in qrels order (first ``limit``)."""
-    queries = {qid: q for qid, q in dataset.split_queries(split).items() if q.answers}
+def rag_queries(dataset, split: str, limit: int | None, query_ids: Sequence[str] | None = None) -> dict[str, Query]:
+    """Questions of a split (or of ``query_ids``, in that order) that have gold answers (first ``limit``)."""
+    pool = dataset.split_queries(split)
+    if query_ids is not None:
+        pool = {q: pool[q] for q in query_ids if q in pool}
+    queries = {qid: q for qid, q in pool.items() if q.answers}
     if not queries:
         raise ConfigError(f"dataset {dataset.name!r} split {split!r} has no questions with gold answers")
     return dict(list(queries.items())[:limit]) if limit is not None else queries
 
 
 def evaluate_rag(run: Run, dataset, split: str, reader: LLMBackend, config: RAGConfig | None = None,
-                 log_path: str | Path | None = None, show_progress: bool = False) -> RAGResult:
+                 log_path: str | Path | None = None, show_progress: bool = False,
+                 query_ids: Sequence[str] | None = None) -> RAGResult:
     """Answer the split's questions from ``run``'s top-k passages with ``reader`` and score them.
 
-    ``log_path`` (default ``data_home()/rag/<dataset>.jsonl``) is the resumable answer log.
+    ``query_ids`` restricts (and orders) the questions, e.g. to a sample; ``log_path`` (default ``data_home()/rag/<dataset>.jsonl``) is the resumable answer log.
     """
     from tqdm.auto import tqdm
 
     config = config or RAGConfig()
-    queries = rag_queries(dataset, split, config.limit)
+    queries = rag_queries(dataset, split, config.limit, query_ids)
     log_path = Path(log_path) if log_path else cache_dir("rag") / f"{Path(str(dataset.name)).name}.jsonl"
     done = {rec["key"]: rec["answer_raw"] for rec in AppendLog.read(log_path) if "key" in rec}
     corpus = dataset.corpus

@@ -1,0 +1,254 @@
+"""Typed configuration of an experiment grid, loadable from YAML (unknown keys are errors).
+
+An :class:`ExperimentConfig` names the in-domain training set, the label sources (human qrels or
+annotation judgments), the evaluation datasets (with query sampling), the shared training and
+dense-encoding settings, the RAG reader, and a list of *studies*. Each study expands into models:
+
+* ``labels`` — every label source × loss × seed (the paper's main table);
+* ``noise`` — human labels plus false positives drawn from BM25 candidates at each noise rate × loss × seed;
+* ``ratio`` — per query, human labels for a fraction ``human_ratio`` of the queries and labels of
+  ``llm_source`` for the rest, × loss × seed (the human-ratio curve).
+
+Studies run in the order given, so the cheapest, most important results land first in a tight
+compute budget; identical models (same labels, loss, seed, settings) are trained once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+STUDY_KINDS = ("labels", "noise", "ratio")
+LOSS_NAMES = ("infonce", "joint", "disj", "lsep")
+LABEL_FIELDS = ("utility", "relevance")
+
+
+def _check_range(owner: str, name: str, value, lo, hi) -> None:
+    if value is None or not lo <= value <= hi:
+        raise ConfigError(f"{owner}.{name} must be in [{lo}, {hi}], got {value!r}")
+
+
+@dataclass
+class LabelSource:
+    """A label source: ``human`` (qrels of the training split) or a judgments JSONL file.
+
+    ``label``: which judgment field becomes the training label (``utility`` — e.g. utility
+    selection — or ``relevance`` — the relevance-selection step of the same run); ``method``:
+    keep only judgments of this annotation method (None = all).
+    """
+
+    name: str
+    kind: str = "judgments"
+    path: str | None = None
+    label: str = "utility"
+    method: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("human", "judgments"):
+            raise ConfigError(f"label source {self.name!r}: kind must be 'human' or 'judgments', got {self.kind!r}")
+        if self.kind == "judgments" and not self.path:
+            raise ConfigError(f"label source {self.name!r}: a judgments source needs 'path'")
+        if self.label not in LABEL_FIELDS:
+            raise ConfigError(f"label source {self.name!r}: label must be one of {', '.join(LABEL_FIELDS)}")
+
+
+@dataclass
+class EvalDataset:
+    """One evaluation dataset: ``max_queries`` sampled queries (None = all; the corpus is never
+    sampled); ``rag``: also run the RAG reader on it (needs gold answers)."""
+
+    name: str
+    split: str = "test"
+    max_queries: int | None = None
+    rag: bool = False
+
+    def __post_init__(self):
+        if self.max_queries is not None:
+            _check_range(f"dataset {self.name}", "max_queries", self.max_queries, 1, 10**7)
+
+
+@dataclass
+class TrainSettings:
+    """Training options shared by every model of the grid (see :class:`utilabel.train.TrainConfig`)."""
+
+    base_model: str = "default"
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 16
+    group_size: int = 4
+    max_positives: int = 4
+    negatives_k: int = 30
+    query_max_len: int = 32
+    passage_max_len: int = 128
+    lr: float = 2e-5
+    temperature: float = 0.05
+
+    def __post_init__(self):
+        _check_range("train", "epochs", self.epochs, 1, 100)
+        _check_range("train", "batch_size", self.batch_size, 1, 4096)
+        _check_range("train", "group_size", self.group_size, 2, 256)
+        _check_range("train", "passage_max_len", self.passage_max_len, 8, 8192)
+        _check_range("train", "query_max_len", self.query_max_len, 4, 8192)
+        _check_range("train", "lr", self.lr, 1e-8, 1.0)
+        if self.max_steps is not None:
+            _check_range("train", "max_steps", self.max_steps, 1, 10**9)
+
+
+@dataclass
+class DenseSettings:
+    """Encoding for evaluation: passage/query max lengths, batch size, index type."""
+
+    max_length: int = 128
+    query_max_length: int = 32
+    batch_size: int = 64
+    index: str = "flat"
+    k: int = 100
+
+    def __post_init__(self):
+        _check_range("dense", "max_length", self.max_length, 8, 8192)
+        _check_range("dense", "k", self.k, 10, 10000)
+
+
+@dataclass
+class RAGSettings:
+    """The reader: backend name and options, passages per question, questions per dataset, and
+    which rows get RAG (``rows``: row names such as ``BM25``, ``base``, ``human/infonce``)."""
+
+    reader: str = "llamacpp"
+    model: str = "qwen2.5-coder-1.5b"
+    options: dict[str, Any] = field(default_factory=dict)
+    k: int = 3
+    limit: int = 20
+    passage_chars: int = 500
+    rows: list[str] = field(default_factory=lambda: ["BM25", "base"])
+
+    def __post_init__(self):
+        _check_range("rag", "k", self.k, 1, 100)
+        _check_range("rag", "limit", self.limit, 1, 10**6)
+
+
+@dataclass
+class Study:
+    """One block of the grid (see the module docstring). ``datasets``: names among the
+    experiment's eval datasets (None = all); ``train_queries``: ``annotated`` (the queries of the
+    first judgments source — human vs LLM on the same queries), ``all``, or a number (seeded sample)."""
+
+    name: str
+    kind: str = "labels"
+    sources: list[str] = field(default_factory=lambda: ["human"])
+    losses: list[str] = field(default_factory=lambda: ["infonce"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    noise_rates: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6])
+    human_ratios: list[float] = field(default_factory=lambda: [0.0, 0.2, 1.0])
+    llm_source: str | None = None
+    datasets: list[str] | None = None
+    train_queries: str | int = "annotated"
+
+    def __post_init__(self):
+        if self.kind not in STUDY_KINDS:
+            raise ConfigError(f"study {self.name!r}: unknown kind {self.kind!r}; valid: {', '.join(STUDY_KINDS)}")
+        bad = [x for x in self.losses if x not in LOSS_NAMES]
+        if bad:
+            raise ConfigError(f"study {self.name!r}: unknown loss {bad[0]!r}; valid: {', '.join(LOSS_NAMES)}")
+        if not self.seeds:
+            raise ConfigError(f"study {self.name!r}: needs at least one seed")
+        for r in self.noise_rates:
+            _check_range(f"study {self.name}", "noise_rates", r, 0.0, 0.95)
+        for r in self.human_ratios:
+            _check_range(f"study {self.name}", "human_ratios", r, 0.0, 1.0)
+        if self.kind == "ratio" and not self.llm_source:
+            raise ConfigError(f"study {self.name!r}: a ratio study needs llm_source")
+        if not (self.train_queries in ("annotated", "all") or (isinstance(self.train_queries, int)
+                                                                and self.train_queries > 0)):
+            raise ConfigError(f"study {self.name!r}: train_queries must be 'annotated', 'all' or a positive number")
+
+
+@dataclass
+class ExperimentConfig:
+    """The whole grid. ``out``: folder of every artefact (labels, models, runs, results, report)."""
+
+    name: str = "experiment"
+    out: str = "runs/experiment"
+    train_dataset: str = "scifact"
+    train_split: str = "train"
+    sources: list[LabelSource] = field(default_factory=lambda: [LabelSource("human", kind="human")])
+    datasets: list[EvalDataset] = field(default_factory=lambda: [EvalDataset("scifact")])
+    studies: list[Study] = field(default_factory=list)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    dense: DenseSettings = field(default_factory=DenseSettings)
+    rag: RAGSettings | None = None
+    reference_rows: bool = True
+    main_metric: str = "nDCG@10"
+    sample_seed: int = 13
+
+    def __post_init__(self):
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ConfigError("label source names must be unique")
+        ds_names = [d.name for d in self.datasets]
+        for study in self.studies:
+            for s in study.sources + ([study.llm_source] if study.llm_source else []):
+                if s not in names:
+                    raise ConfigError(f"study {study.name!r}: unknown label source {s!r}; valid: {', '.join(names)}")
+            for d in study.datasets or []:
+                if d not in ds_names:
+                    raise ConfigError(f"study {study.name!r}: dataset {d!r} is not among the eval datasets "
+                                      f"({', '.join(ds_names)})")
+
+    def source(self, name: str) -> LabelSource:
+        return next(s for s in self.sources if s.name == name)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExperimentConfig:
+        return _build(cls, data, "experiment")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"experiment config {path} not found")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_NESTED = {
+    "sources": (list, LabelSource), "datasets": (list, EvalDataset), "studies": (list, Study),
+    "train": (None, TrainSettings), "dense": (None, DenseSettings), "rag": (None, RAGSettings),
+}
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid: {', '.join(sorted(known))}")
+    kwargs = {}
+    for key, value in data.items():
+        nested = _NESTED.get(key) if cls is ExperimentConfig else None
+        if nested and value is not None:
+            kind, sub = nested
+            if kind is list:
+                if not isinstance(value, list):
+                    raise ConfigError(f"{where}.{key}: expected a list")
+                value = [_build(sub, v if isinstance(v, dict) else {"name": v}, f"{where}.{key}[{i}]")
+                         for i, v in enumerate(value)]
+            else:
+                value = _build(sub, value, f"{where}.{key}")
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

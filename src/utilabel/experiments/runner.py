@@ -1,0 +1,400 @@
+"""The experiment runner: expand a grid, train every model once, evaluate, resume after a kill.
+
+Artefacts under ``config.out`` (everything keyed by content, so an interrupted grid resumes):
+
+* ``labels/`` — training labels as Judgment JSONL named by a hash of their content;
+* ``models/<row>-<key>/`` — one training run per model; ``key`` hashes (training settings,
+  labels file, loss, seed), a ``DONE.json`` marks it complete (the trainer itself resumes from its
+  checkpoint when killed mid-training);
+* ``runs/`` — TREC runs of every evaluated (row, seed, dataset);
+* ``results.jsonl`` — append-only results, one record per (row, seed, dataset, kind): a task
+  whose record exists is never redone; ``events.jsonl`` — session start/stop times;
+* ``rag/`` — the reader's resumable answer logs; passage embeddings go to the shared cache of
+  :mod:`utilabel.retrieve.dense` (keyed by model and corpus content).
+
+Tasks run in config order: the reference rows (BM25, the untrained base model) on a study's
+datasets just before the study, then each model of the study (train, then evaluate on the
+study's datasets). ``deadline`` stops starting new tasks after a wall-clock time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..data.trec import write_trec_run
+from ..errors import ConfigError
+from ..fileio import AppendLog, atomic_write
+from . import labels as L
+from .config import ExperimentConfig, Study
+
+log = logging.getLogger(__name__)
+
+BM25_ROW, BASE_ROW = "BM25", "base"
+MEASURES = ("nDCG@10", "R@100")
+
+
+@dataclass
+class ModelSpec:
+    """One trained model of the grid."""
+
+    study: str
+    kind: str
+    row: str
+    loss: str
+    seed: int
+    datasets: list[str]
+    source: str | None = None
+    noise_rate: float | None = None
+    human_ratio: float | None = None
+    train_queries: str | int = "annotated"
+    labels_path: Path | None = None
+    label_stats: dict = field(default_factory=dict)
+    key: str = ""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def _fmt_rate(x: float) -> str:
+    return f"{round(100 * x)}%"
+
+
+class ExperimentRunner:
+    """Plan and execute an :class:`ExperimentConfig` (see module docstring)."""
+
+    def __init__(self, config: ExperimentConfig, show_progress: bool = False,
+                 on_event: Callable[[str], None] | None = None):
+        self.config = config
+        self.out = Path(config.out)
+        self.show_progress = show_progress
+        self.on_event = on_event or (lambda msg: None)
+        self._datasets: dict = {}
+        self._samples: dict[str, list[str]] = {}
+        self._bm25: dict = {}
+        self._reader = None
+        self.notes: list[str] = []
+
+    # ----------------------------------------------------------------------------- data access
+    def dataset(self, name: str):
+        if name not in self._datasets:
+            from ..data.registry import load_dataset
+
+            self._datasets[name] = load_dataset(name)
+        return self._datasets[name]
+
+    def eval_spec(self, name: str):
+        return next(d for d in self.config.datasets if d.name == name)
+
+    def sample(self, name: str) -> list[str]:
+        """Evaluation queries of a dataset: all, or a seeded sample of ``max_queries`` (split order kept)."""
+        if name not in self._samples:
+            spec = self.eval_spec(name)
+            qids = list(self.dataset(name).split_queries(spec.split))
+            if spec.max_queries is not None and spec.max_queries < len(qids):
+                chosen = set(L.rng_for(self.config.sample_seed, "eval", name).sample(qids, spec.max_queries))
+                qids = [q for q in qids if q in chosen]
+            self._samples[name] = qids
+        return self._samples[name]
+
+    def train_query_ids(self, how: str | int) -> list[str]:
+        ds = self.dataset(self.config.train_dataset)
+        all_q = list(ds.qrels(self.config.train_split))
+        if how == "all":
+            return all_q
+        if how == "annotated":
+            annotated = self.annotated_queries()
+            if annotated is None:
+                self._note("no judgments source available: 'annotated' training queries fall back to all queries")
+                return all_q
+            return [q for q in all_q if q in annotated]
+        n = int(how)
+        chosen = set(L.rng_for(self.config.sample_seed, "train", n).sample(all_q, min(n, len(all_q))))
+        return [q for q in all_q if q in chosen]
+
+    def _judgment_records(self, source_name: str) -> list[dict] | None:
+        src = self.config.source(source_name)
+        path = Path(src.path or "")
+        if not path.exists():
+            return None
+        return AppendLog.read(path)
+
+    def annotated_queries(self) -> set[str] | None:
+        """Queries labelled by the first judgments source whose file exists."""
+        for src in self.config.sources:
+            if src.kind == "judgments":
+                recs = self._judgment_records(src.name)
+                if recs is not None:
+                    return {str(r["query_id"]) for r in recs}
+        return None
+
+    def source_labels(self, name: str, query_ids: list[str]) -> L.Labels | None:
+        src = self.config.source(name)
+        if src.kind == "human":
+            ds = self.dataset(self.config.train_dataset)
+            return L.human_labels(ds.qrels(self.config.train_split), ds.relevance_level, query_ids)
+        recs = self._judgment_records(name)
+        if recs is None:
+            self._note(f"label source {name!r}: judgments file {src.path} not found; its rows are skipped")
+            return None
+        return L.restrict(L.judgment_labels(recs, src.label, src.method), query_ids)
+
+    def candidates(self, depth: int = 10) -> dict[str, list[str]]:
+        path = self.out / f"candidates.{self.config.train_split}.k{depth}.jsonl"
+        from ..retrieve.bm25 import bm25_candidates, read_candidates, write_candidates
+
+        if path.exists():
+            groups = read_candidates(path)
+        else:
+            groups = bm25_candidates(self.dataset(self.config.train_dataset), self.config.train_split, k=depth)
+            write_candidates(path, groups)
+        return {g.query_id: [c.doc_id for c in g.candidates] for g in groups}
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            log.warning(text)
+
+    # ----------------------------------------------------------------------------------- plan
+    def study_datasets(self, study: Study) -> list[str]:
+        return list(study.datasets) if study.datasets else [d.name for d in self.config.datasets]
+
+    def plan(self) -> list[ModelSpec]:
+        """Every model of every study, with its labels written to disk (deterministic)."""
+        specs: list[ModelSpec] = []
+        for study in self.config.studies:
+            qids = self.train_query_ids(study.train_queries)
+            datasets = self.study_datasets(study)
+            for seed in study.seeds:
+                for loss in study.losses:
+                    specs.extend(self._study_models(study, qids, datasets, loss, seed))
+        return specs
+
+    def _study_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
+        lab_dir = self.out / "labels"
+        out: list[ModelSpec] = []
+        if study.kind == "labels":
+            for name in study.sources:
+                labels = self.source_labels(name, qids)
+                if labels is None:
+                    continue
+                out.append(ModelSpec(study.name, "labels", f"{name}/{loss}", loss, seed, datasets, source=name,
+                                     train_queries=study.train_queries, labels_path=L.write_labels(lab_dir, labels, name),
+                                     label_stats=L.label_stats(labels)))
+        elif study.kind == "noise":
+            human = self.source_labels(study.sources[0], qids)
+            cands = self.candidates()
+            for rate in study.noise_rates:
+                noisy = L.add_false_positives(human, cands, rate, seed)
+                method = f"{study.sources[0]}-noise{_fmt_rate(rate)}-s{seed}"
+                out.append(ModelSpec(study.name, "noise", f"noise {_fmt_rate(rate)}/{loss}", loss, seed, datasets,
+                                     source=study.sources[0], noise_rate=rate, train_queries=study.train_queries,
+                                     labels_path=L.write_labels(lab_dir, noisy, method), label_stats=L.label_stats(noisy)))
+        else:
+            llm = self.source_labels(study.llm_source, qids)
+            if llm is None:
+                return out
+            human = self.source_labels(study.sources[0], qids)
+            for ratio in study.human_ratios:
+                mixed, _ = L.mix_labels(human, llm, ratio, seed)
+                method = f"{study.llm_source}-human{ratio:g}-s{seed}"
+                out.append(ModelSpec(study.name, "ratio", f"human ratio {ratio:g}/{loss}", loss, seed, datasets,
+                                     source=study.llm_source, human_ratio=ratio, train_queries=study.train_queries,
+                                     labels_path=L.write_labels(lab_dir, mixed, method), label_stats=L.label_stats(mixed)))
+        for spec in out:
+            spec.key = self.model_key(spec)
+        return out
+
+    def model_key(self, spec: ModelSpec) -> str:
+        payload = {"train": asdict(self.config.train), "dataset": self.config.train_dataset,
+                   "split": self.config.train_split, "labels": spec.labels_path.name, "loss": spec.loss,
+                   "seed": spec.seed}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def model_dir(self, spec: ModelSpec) -> Path:
+        return self.out / "models" / f"{_slug(spec.row)}-s{spec.seed}-{spec.key}"
+
+    # -------------------------------------------------------------------------------- execute
+    def done_keys(self) -> set[str]:
+        return {r["key"] for r in AppendLog.read(self.out / "results.jsonl") if "key" in r}
+
+    def run(self, deadline: float | None = None) -> dict:
+        """Execute every task not done yet (stopping before ``deadline``, a ``time.time()`` value)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.out / "config.json") as fh:
+            json.dump(self.config.to_dict(), fh, indent=2)
+        events = AppendLog(self.out / "events.jsonl")
+        events.append({"event": "start", "time": time.time()})
+        results = AppendLog(self.out / "results.jsonl")
+        done = self.done_keys()
+        counts = {"trained": 0, "evaluated": 0, "skipped": 0, "stopped_early": False}
+        specs = self.plan()
+        try:
+            ref_done: set[str] = set()
+            for study in self.config.studies:
+                if self.config.reference_rows:
+                    for ds_name in self.study_datasets(study):
+                        for row in (BM25_ROW, BASE_ROW):
+                            if (row, ds_name) in ref_done:
+                                continue
+                            if deadline and time.time() > deadline:
+                                counts["stopped_early"] = True
+                                return counts
+                            ref_done.add((row, ds_name))
+                            self._evaluate(row, "reference", 0, None, ds_name, results, done, counts)
+                for spec in [s for s in specs if s.study == study.name]:
+                    if deadline and time.time() > deadline:
+                        counts["stopped_early"] = True
+                        return counts
+                    pending = [d for d in spec.datasets if self._key(spec.row, spec.seed, d, "retrieval") not in done]
+                    if not pending and not self._rag_pending(spec.row, spec.seed, spec.datasets, done):
+                        counts["skipped"] += 1
+                        continue
+                    model_path = self.train_model(spec, counts)
+                    for ds_name in spec.datasets:
+                        if deadline and time.time() > deadline:
+                            counts["stopped_early"] = True
+                            return counts
+                        self._evaluate(spec.row, spec.study, spec.seed, model_path, ds_name, results, done, counts,
+                                       spec=spec)
+        finally:
+            events.append({"event": "stop", "time": time.time(), **counts})
+            events.close()
+            results.close()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        return counts
+
+    def train_model(self, spec: ModelSpec, counts: dict) -> Path:
+        folder = self.model_dir(spec)
+        marker = folder / "DONE.json"
+        if marker.exists():
+            return Path(json.loads(marker.read_text())["model"])
+        from ..train.config import TrainConfig
+        from ..train.trainer import train
+
+        t = self.config.train
+        self.on_event(f"train {spec.row} seed {spec.seed} ({spec.label_stats.get('queries', 0)} queries)")
+        start = time.time()
+        cfg = TrainConfig(dataset=self.config.train_dataset, split=self.config.train_split,
+                          labels=[str(spec.labels_path.resolve())], loss=spec.loss, out=str(folder),
+                          base_model=t.base_model, epochs=t.epochs, max_steps=t.max_steps, batch_size=t.batch_size,
+                          group_size=t.group_size, max_positives=t.max_positives, negatives_k=t.negatives_k,
+                          query_max_len=t.query_max_len, passage_max_len=t.passage_max_len, lr=t.lr,
+                          temperature=t.temperature, seed=spec.seed, device="cpu", save_every=0,
+                          show_progress=self.show_progress)
+        model_path = Path(train(cfg))
+        with atomic_write(marker) as fh:
+            json.dump({"model": str(model_path), "row": spec.row, "seed": spec.seed, "seconds": time.time() - start,
+                       "labels": str(spec.labels_path), "label_stats": spec.label_stats}, fh)
+        counts["trained"] += 1
+        return model_path
+
+    @staticmethod
+    def _key(row: str, seed: int, dataset: str, kind: str) -> str:
+        return f"{row}|s{seed}|{dataset}|{kind}"
+
+    def _rag_pending(self, row: str, seed: int, datasets: list[str], done: set[str]) -> bool:
+        rag = self.config.rag
+        if rag is None or row not in rag.rows:
+            return False
+        return any(self.eval_spec(d).rag and self._key(row, seed, d, "rag") not in done for d in datasets)
+
+    def _retrieve(self, row: str, model_path: Path | None, ds_name: str) -> dict:
+        ds = self.dataset(ds_name)
+        qids = self.sample(ds_name)
+        queries = {q: ds.queries[q] for q in qids}
+        k = self.config.dense.k + (1 if ds.ignore_identical_ids else 0)
+        if row == BM25_ROW:
+            from ..retrieve.bm25 import BM25Retriever
+
+            if ds_name not in self._bm25:
+                self._bm25[ds_name] = BM25Retriever(ds.corpus)
+            return self._bm25[ds_name].search(queries, k=k)
+        from ..retrieve.dense import DenseConfig, DenseRetriever
+
+        d = self.config.dense
+        cfg = DenseConfig(max_length=d.max_length, query_max_length=d.query_max_length, batch_size=d.batch_size,
+                          index=d.index, show_progress=self.show_progress)
+        retriever = DenseRetriever(ds.corpus, model_path or self.config.train.base_model, cfg)
+        return retriever.search(queries, k=k)
+
+    def _evaluate(self, row, study, seed, model_path, ds_name, results, done, counts, spec: ModelSpec | None = None):
+        from ..evaluate.retrieval import evaluate_run
+
+        ds = self.dataset(ds_name)
+        es = self.eval_spec(ds_name)
+        rkey = self._key(row, seed, ds_name, "retrieval")
+        run_path = self.out / "runs" / f"{_slug(row)}-s{seed}-{ds_name}.trec"
+        need_rag = self._rag_pending(row, seed, [ds_name], done)
+        if rkey in done and not need_rag:
+            counts["skipped"] += 1
+            return
+        run = None
+        if rkey not in done:
+            self.on_event(f"evaluate {row} seed {seed} on {ds_name} ({len(self.sample(ds_name))} queries)")
+            start = time.time()
+            run = self._retrieve(row, model_path, ds_name)
+            write_trec_run(run_path, run, tag=_slug(row))
+            qrels = {q: ds.qrels(es.split)[q] for q in self.sample(ds_name)}
+            res = evaluate_run(run, qrels, measures=MEASURES, relevance_level=ds.relevance_level,
+                               ignore_identical_ids=ds.ignore_identical_ids)
+            rec = {"key": rkey, "row": row, "study": study, "seed": seed, "dataset": ds_name, "kind": "retrieval",
+                   "metrics": res.mean, "n_queries": len(qrels), "n_docs": len(ds.corpus),
+                   "seconds": time.time() - start, "time": time.time()}
+            if spec is not None:
+                rec.update(loss=spec.loss, source=spec.source, noise_rate=spec.noise_rate,
+                           human_ratio=spec.human_ratio, label_stats=spec.label_stats)
+            results.append(rec)
+            done.add(rkey)
+            counts["evaluated"] += 1
+        if need_rag:
+            from ..data.trec import read_trec_run
+
+            run = run if run is not None else read_trec_run(run_path)
+            self._rag(row, study, seed, ds_name, run, results, done, counts)
+
+    def reader(self):
+        if self._reader is None:
+            from ..llm.base import get_backend
+
+            rag = self.config.rag
+            self._reader = get_backend(rag.reader, model=rag.model, **rag.options)
+        return self._reader
+
+    def _rag(self, row, study, seed, ds_name, run, results, done, counts):
+        from ..evaluate.rag import RAGConfig, evaluate_rag
+
+        rag = self.config.rag
+        es = self.eval_spec(ds_name)
+        self.on_event(f"RAG {row} seed {seed} on {ds_name} ({rag.limit} questions, k={rag.k})")
+        start = time.time()
+        res = evaluate_rag(run, self.dataset(ds_name), es.split, self.reader(),
+                           RAGConfig(k=rag.k, limit=rag.limit, passage_chars=rag.passage_chars),
+                           log_path=self.out / "rag" / f"{ds_name}.jsonl", query_ids=self.sample(ds_name))
+        key = self._key(row, seed, ds_name, "rag")
+        results.append({"key": key, "row": row, "study": study, "seed": seed, "dataset": ds_name, "kind": "rag",
+                        "metrics": res.mean, "n_queries": len(res.per_query), "reader": f"{rag.reader}:{rag.model}",
+                        "seconds": time.time() - start, "time": time.time()})
+        done.add(key)
+        counts["evaluated"] += 1
+
+
+def run_experiment(config: ExperimentConfig, deadline: float | None = None, show_progress: bool = False,
+                   on_event: Callable[[str], None] | None = None) -> Path:
+    """Run (or resume) the grid, then write the report; returns the report path."""
+    from .report import write_report
+
+    if not config.studies:
+        raise ConfigError("the experiment config has no studies")
+    runner = ExperimentRunner(config, show_progress=show_progress, on_event=on_event)
+    runner.run(deadline=deadline)
+    return write_report(config, notes=runner.notes)
