@@ -81,6 +81,8 @@ class LLMBackend(ABC):
     """Base class: subclasses implement ``_chat_one`` (and optionally ``_logprob_one``)."""
 
     name: ClassVar[str] = ""
+    supports_grammar: ClassVar[bool] = False  # honours ChatRequest.grammar / json_schema
+    supports_logprob: ClassVar[bool] = False  # implements logprob / token_logprobs
     max_retries: int = 4
     backoff_s: float = 0.5
 

@@ -5,4 +5,4 @@ that registering costs nothing: ``fake`` (scripted, tests), ``openai`` (any Open
 ``llamacpp`` (embedded llama.cpp server), ``transformers`` (GGUF dequantised, in-process), ``vllm``.
 """
 
-from . import fake, llamacpp, openai_compat  # noqa: F401
+from . import fake, llamacpp, openai_compat, transformers_backend, vllm_backend  # noqa: F401

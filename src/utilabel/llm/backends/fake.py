@@ -20,6 +20,7 @@ class FakeBackend(LLMBackend):
         super().__init__(model=model, **options)
         self._responses = responses
         self._logprobs = logprobs
+        self.supports_logprob = logprobs is not None
         self._cycle = cycle
         self._i = 0
         self.requests: list[ChatRequest] = []

@@ -110,6 +110,8 @@ class OpenAICompatBackend(LLMBackend):
     """Chat (and, on llama.cpp servers, scoring) over HTTP. See the module docstring for the options."""
 
     name = "openai"
+    supports_grammar = True
+    supports_logprob = True  # on llama.cpp servers; token_logprobs also via chat top_logprobs elsewhere
 
     def __init__(self, model: str = "", base_url: str | Sequence[str] | None = None, concurrency: int = 4,
                  timeout_s: float = 600.0, max_retries: int = 4, backoff_s: float = 0.5,
