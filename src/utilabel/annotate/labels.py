@@ -35,6 +35,8 @@ def read_judgments(path: str | Path) -> list[Judgment]:
     """Read a judgments JSONL file; malformed lines raise :class:`DataFormatError` (file, line)."""
     from ..data.beir import iter_jsonl
 
+    if not Path(path).read_text(encoding="utf-8").strip():
+        return []  # a run whose every query failed has an empty (valid) judgments file
     out = []
     for lineno, obj in iter_jsonl(path):
         unknown = set(obj) - _FIELDS
