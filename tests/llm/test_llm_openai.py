@@ -147,7 +147,22 @@ def test_chat_many_finishes_the_rest_before_raising(stub_server, payload):
     assert sorted(done) == [0, 2, 3]
 
 
+def test_timeout_is_retried(stub_server, payload):
+    def script(n, path, body):
+        if n == 0:
+            time.sleep(1.0)  # longer than timeout_s
+        return 200, payload("late but fine"), {}
+
+    s = stub_server(script)
+    with _backend(s.url, timeout_s=0.3) as b:
+        assert b.chat(ChatRequest(MSG)).text == "late but fine"
+    assert b.stats["retries"] == 1 and len(s.calls) == 2
+
+
 def test_bad_options_rejected():
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['concurency'\] for LLM backend 'openai'; "
+                                          r"valid: api_key_env, backoff_s, base_url, concurrency"):
+        get_backend("openai", base_url="http://127.0.0.1:1/v1", concurency=2)
     with pytest.raises(ConfigError, match="concurrency"):
         get_backend("openai", base_url="http://127.0.0.1:1/v1", concurrency=0)
     with pytest.raises(ConfigError, match="http:// or https://"):

@@ -186,6 +186,10 @@ class LlamaCppBackend(OpenAICompatBackend):
         if "base_url" in options:
             raise ConfigError("the llamacpp backend starts its own server; to use a running one, "
                               "choose the 'openai' backend with base_url=...")
+        unknown = sorted(set(options) - set(OpenAICompatBackend.option_names()))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown} for LLM backend 'llamacpp'; valid: "
+                              f"{', '.join(sorted(server_keys | set(OpenAICompatBackend.option_names()) - {'base_url'}))}")
         self.server = start_local_server(model, **server_opts)
         options.setdefault("concurrency", self.server.options.n_parallel)
         name = str(model) if model is not None and str(model) in MODELS else self.server.model_path.name

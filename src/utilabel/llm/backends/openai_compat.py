@@ -56,10 +56,12 @@ class _LoopThread:
         self.thread = threading.Thread(target=self.loop.run_forever, name="utilabel-llm-loop", daemon=True)
         self.thread.start()
 
-    def run(self, coro: Awaitable) -> Any:
+    def run(self, coro: Awaitable, timeout: float | None = None) -> Any:
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("blocking call from the backend's own event loop thread")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            return future.result()
+            return future.result(timeout)
         except BaseException:
             future.cancel()
             raise
@@ -120,6 +122,9 @@ class OpenAICompatBackend(LLMBackend):
         if "api_key" in options:
             raise ConfigError(f"API keys are read from the environment only: set ${api_key_env} "
                               "(or name another variable with api_key_env=...)")
+        if options:
+            raise ConfigError(f"unknown option(s) {sorted(options)} for LLM backend {self.name!r}; "
+                              f"valid: {', '.join(self.option_names())}")
         if concurrency < 1:
             raise ConfigError(f"concurrency must be ≥ 1, got {concurrency}")
         if timeout_s <= 0:
@@ -149,6 +154,14 @@ class OpenAICompatBackend(LLMBackend):
         self._client = None
         self._sem: asyncio.Semaphore | None = None
         self._llamacpp: bool | None = None  # whether the native scoring endpoints exist (probed once)
+        self._token_cache: dict[tuple[str, str], list[int]] = {}
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        import inspect
+
+        params = inspect.signature(OpenAICompatBackend.__init__).parameters
+        return sorted(k for k, v in params.items() if k != "self" and v.kind is v.POSITIONAL_OR_KEYWORD)
 
     # ------------------------------------------------------------------ plumbing
     def _run(self, coro: Awaitable) -> Any:
@@ -306,9 +319,15 @@ class OpenAICompatBackend(LLMBackend):
         prompt = (await self._native("/apply-template", {"messages": [dict(m) for m in messages]}, url))["prompt"]
         ids = []
         for text in texts:
-            data = await self._native("/tokenize", {"content": text, "add_special": False, "parse_special": False},
-                                      url)
-            ids.append([t["id"] if isinstance(t, dict) else t for t in data["tokens"]])
+            key = (self._root(url), text)
+            if key not in self._token_cache:
+                data = await self._native("/tokenize", {"content": text, "add_special": False,
+                                                        "parse_special": False}, url)
+                tokens = [t["id"] if isinstance(t, dict) else t for t in data["tokens"]]
+                if len(self._token_cache) > 10_000:
+                    self._token_cache.clear()
+                self._token_cache[key] = tokens
+            ids.append(self._token_cache[key])
         return prompt, ids
 
     async def _alogprob(self, messages: Sequence[dict[str, str]], continuation: str,
@@ -438,14 +457,17 @@ class OpenAICompatBackend(LLMBackend):
         loop = self._loop
         if loop is None:
             return
-        if self._client is not None and not loop.loop.is_closed():
+        self._loop = None
+        client, self._client = self._client, None
+        if threading.current_thread() is loop.thread:  # collected on the loop thread itself: cannot block
+            loop.loop.call_soon(loop.loop.stop)
+            return
+        if client is not None and loop.thread.is_alive() and not loop.loop.is_closed():
             try:
-                loop.run(self._client.aclose())
+                loop.run(client.aclose(), timeout=5)
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
-        self._client = None
         loop.stop()
-        self._loop = None
 
     def __del__(self):
         try:

@@ -46,6 +46,9 @@ class TransformersBackend(LLMBackend):
             raise ConfigError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
         if n_threads is not None and n_threads < 1:
             raise ConfigError(f"n_threads must be ≥ 1, got {n_threads}")
+        if options:
+            raise ConfigError(f"unknown option(s) {sorted(options)} for LLM backend 'transformers'; "
+                              "valid: dequantize, dtype, model, n_threads")
         path = resolve_model(model)
         name = str(model) if model is not None and str(model) in MODELS else path.name
         super().__init__(model=name, **options)
