@@ -11,7 +11,7 @@ killing the process at any point and running again gives exactly the labels of a
 run (labels are recomputed from the logged outputs, never stored half-way).
 
 Files in ``out_dir``: ``calls.jsonl`` (append-only log), ``judgments.jsonl`` and
-``groups.jsonl`` (atomic rewrites), ``summary.json`` (counts, failures by step and kind, tokens,
+``groups.jsonl`` (atomic rewrites after every query), ``summary.json`` (counts, failures by step and kind, tokens,
 time), ``config.json``.
 
 :func:`estimate` is the ``--dry-run``: it runs the same methods against a counting caller.
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.groups import write_groups
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..records import CandidateGroup, Document, Judgment
@@ -172,11 +173,8 @@ def annotate(
     def flush(final: bool) -> None:
         done = [j for it in items if it.query_id in results for j in results[it.query_id]]
         write_judgments(out_dir / "judgments.jsonl", done)
-        if final:
-            tg = groups_from_judgments(done, groups, label=label, threshold=config.threshold)
-            from ..data.groups import write_groups
-
-            write_groups(out_dir / "groups.jsonl", tg)
+        write_groups(out_dir / "groups.jsonl", groups_from_judgments(done, groups, label=label,
+                                                                    threshold=config.threshold))
         _write_summary(out_dir, config, model, prompt_id, items, results, failed, stats, time.perf_counter() - t0,
                        label, complete=final)
 
