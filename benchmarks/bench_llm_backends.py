@@ -106,12 +106,13 @@ def main() -> None:
         rows["transformers"] = bench_transformers(args.model, args.threads, msgs, args.repeat)
     load_after = os.getloadavg()[0]
     lines = [
-        "## LLM backends: llama.cpp server vs transformers on the same GGUF",
+        "## LLM backends: llama.cpp server" + ("" if args.skip_transformers else " vs transformers on the same GGUF"),
         "",
         f"Model `{args.model}`, {args.threads} thread(s), prompt = one SciFact question + one passage "
         f"({rows['llamacpp']['prompt_tokens']} tokens with the chat template); median of {args.repeat}. "
         f"Machine: {machine()}; 1-min load average {load_before:.1f} → {load_after:.1f} (shared box: "
-        "other jobs ran at the same time, so absolute numbers are noisy; the ratio is the claim).",
+        "other jobs ran at the same time, so absolute numbers are noisy"
+        + ("" if args.skip_transformers else "; the ratio is the claim") + ").",
         "",
         "| backend | load s | prompt tok/s | generation tok/s | pointwise ms/passage (yes/no log-probs) |",
         "|---|---:|---:|---:|---:|",
@@ -124,7 +125,9 @@ def main() -> None:
         lines += ["", f"transformers / llama.cpp: prompt {a['prompt_tps'] / b['prompt_tps']:.2f}×, generation "
                       f"{a['gen_tps'] / b['gen_tps']:.2f}×, pointwise time {a['point_ms'] / b['point_ms']:.2f}×, "
                       f"load {a['load'] / b['load']:.0f}×."]
-    lines += ["", "Reproduce: `python benchmarks/bench_llm_backends.py --model smollm2-135m`."]
+    flags = f"--model {args.model} --threads {args.threads} --repeat {args.repeat}" + (
+        " --skip-transformers" if args.skip_transformers else "")
+    lines += ["", f"Reproduce: `python benchmarks/bench_llm_backends.py {flags}`."]
     update_section(f"llm-backends-{args.model}", "\n".join(lines))
     print("\n".join(lines))
 
