@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from pathlib import Path
-
-import os
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
