@@ -21,7 +21,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
             kw["action"] = argparse.BooleanOptionalAction
         elif name == "labels":
             kw["nargs"] = "+"
-        elif isinstance(default, int) or name in ("max_steps",):
+        elif isinstance(default, int) or name in ("max_steps", "num_threads"):
             kw["type"] = int
         elif isinstance(default, float) or name in ("human_ratio",):
             kw["type"] = float

@@ -53,6 +53,7 @@ class TrainConfig:
     max_grad_norm: float = _f(1.0, "gradient clipping norm (0 = off)")
     seed: int = _f(42, "seed of sampling, label mixing and model RNG")
     device: str | None = _f(None, "cpu, cuda, cuda:1 (default: cuda if available)")
+    num_threads: int | None = _f(None, "torch CPU threads (default: torch's choice; 1 is best on a busy machine)")
     amp: str = _f("no", "mixed precision on GPU", choices=AMP)
     gradient_checkpointing: bool = _f(False, "recompute activations in backward (less memory)")
     grad_cache_chunk: int = _f(0, "GradCache chunk size (0 = off): large batches in small memory")
@@ -77,6 +78,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or not lo <= v <= hi:
                 raise ConfigError(f"{name} must be an integer in [{lo}, {hi}]; got {v!r}")
+        if self.num_threads is not None and not 1 <= self.num_threads <= 1024:
+            raise ConfigError(f"num_threads must be in [1, 1024]; got {self.num_threads}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1; got {self.max_steps}")
         if not 0 < self.lr < 1:

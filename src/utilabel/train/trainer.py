@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 #: options that may change between a run and its resume
-_RESUME_FREE = {"resume", "show_progress", "save_every", "eval_split", "max_steps", "device", "out", "epochs"}
+_RESUME_FREE = {"resume", "show_progress", "save_every", "eval_split", "max_steps", "device", "out", "epochs",
+                "num_threads"}
 
 
 def _after_step(step: int) -> None:
@@ -165,6 +166,8 @@ def train(config: TrainConfig) -> Path:
     from ..data.registry import load_dataset
 
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     _maybe_init_distributed(device)
     rank, world = _rank(), _world()
     if world > 1 and device.startswith("cuda"):
@@ -282,6 +285,30 @@ def train(config: TrainConfig) -> Path:
     return model_dir
 
 
+def gather_with_grad(x):
+    """Concatenate ``x`` [n, dim] of every rank (same shapes); the backward pass sums the incoming
+    gradient over ranks and hands each rank the slice of its own rows."""
+    import torch
+    import torch.distributed as dist
+
+    class _Gather(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+            dist.all_gather(parts, t.contiguous())
+            ctx.n = t.shape[0]
+            return torch.cat(parts, dim=0)
+
+        @staticmethod
+        def backward(ctx, grad):
+            grad = grad.contiguous()
+            dist.all_reduce(grad)
+            r = dist.get_rank()
+            return grad[r * ctx.n : (r + 1) * ctx.n]
+
+    return _Gather.apply(x)
+
+
 def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], tokens, known_pos: dict[str, set[str]],
                      in_batch: bool = True, grad_cache_chunk: int = 0, amp_dtype=None, scaler=None):
     """Loss of one global batch and its gradients in ``model``'s parameters; returns ``(loss, masked)``.
@@ -310,9 +337,7 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
 
     def batch_loss(q, p):
         if world > 1:
-            import torch.distributed.nn.functional as dnn
-
-            p = torch.cat(dnn.all_gather(p), dim=0)
+            p = gather_with_grad(p)
         scores = model.scores(q.float(), p.float()).masked_fill(exclude, -torch.inf)
         return loss_fn.per_query(scores, weights).sum() / max(n_valid, 1)
 
