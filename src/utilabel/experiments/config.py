@@ -137,7 +137,8 @@ class RAGSettings:
 class Study:
     """One block of the grid (see the module docstring). ``datasets``: names among the
     experiment's eval datasets (None = all); ``train_queries``: ``annotated`` (the queries of the
-    first judgments source — human vs LLM on the same queries), ``all``, or a number (seeded sample)."""
+    first judgments source — human vs LLM on the same queries), ``all``, or a number (seeded sample);
+    ``epochs`` overrides the shared training epochs (small label sets need more passes)."""
 
     name: str
     kind: str = "labels"
@@ -149,8 +150,11 @@ class Study:
     llm_source: str | None = None
     datasets: list[str] | None = None
     train_queries: str | int = "annotated"
+    epochs: int | None = None
 
     def __post_init__(self):
+        if self.epochs is not None:
+            _check_range(f"study {self.name}", "epochs", self.epochs, 1, 100)
         if self.kind not in STUDY_KINDS:
             raise ConfigError(f"study {self.name!r}: unknown kind {self.kind!r}; valid: {', '.join(STUDY_KINDS)}")
         bad = [x for x in self.losses if x not in LOSS_NAMES]

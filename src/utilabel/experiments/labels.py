@@ -104,10 +104,11 @@ def label_stats(labels: Labels) -> dict[str, float]:
 
 
 def write_labels(folder: str | Path, labels: Labels, method: str) -> Path:
-    """Write labels as ``Judgment`` JSONL named by their content hash; returns the path."""
+    """Write labels as ``Judgment`` JSONL named ``<method>-<hash of the labels>``; returns the path."""
     lines = [json.dumps({"query_id": q, "doc_id": d, "method": method, "utility": w}, sort_keys=True)
              for q in sorted(labels) for d, w in sorted(labels[q].items())]
-    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    content = json.dumps(sorted((q, d, w) for q in labels for d, w in labels[q].items()))
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]  # the labels only, not the method name
     path = Path(folder) / f"{method.replace('/', '_')}-{digest}.jsonl"
     if not path.exists():
         with atomic_write(path) as fh:

@@ -2,8 +2,9 @@
 
 Artefacts under ``config.out`` (everything keyed by content, so an interrupted grid resumes):
 
+* ``snapshots/`` — judgments files as first read (see :meth:`ExperimentRunner._judgment_records`);
 * ``labels/`` — training labels as Judgment JSONL named by a hash of their content;
-* ``models/<row>-<key>/`` — one training run per model; ``key`` hashes (training settings,
+* ``models/<key>/`` — one training run per model; ``key`` hashes (training settings,
   labels file, loss, seed), a ``DONE.json`` marks it complete (the trainer itself resumes from its
   checkpoint when killed mid-training);
 * ``runs/`` — TREC runs of every evaluated (row, seed, dataset);
@@ -12,7 +13,7 @@ Artefacts under ``config.out`` (everything keyed by content, so an interrupted g
 * ``rag/`` — the reader's resumable answer logs; passage embeddings go to the shared cache of
   :mod:`utilabel.retrieve.dense` (keyed by model and corpus content).
 
-Tasks run in config order: the reference rows (BM25, the untrained base model) on a study's
+Tasks run in config order: BM25 on every dataset first, the untrained base model on a study's
 datasets just before the study, then each model of the study (train, then evaluate on the
 study's datasets). ``deadline`` stops starting new tasks after a wall-clock time.
 """
@@ -23,6 +24,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -54,6 +56,7 @@ class ModelSpec:
     noise_rate: float | None = None
     human_ratio: float | None = None
     train_queries: str | int = "annotated"
+    epochs: int | None = None
     labels_path: Path | None = None
     label_stats: dict = field(default_factory=dict)
     key: str = ""
@@ -61,6 +64,11 @@ class ModelSpec:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+def _ds_slug(name: str) -> str:
+    """A file-name-safe label of a dataset given by name or by path."""
+    return _slug(Path(name).name)
 
 
 def _fmt_rate(x: float) -> str:
@@ -81,6 +89,7 @@ class ExperimentRunner:
         self._bm25: dict = {}
         self._reader = None
         self.notes: list[str] = []
+        self._by_model: dict[tuple[str, str, str], dict] = {}
 
     # ----------------------------------------------------------------------------- data access
     def dataset(self, name: str):
@@ -120,11 +129,20 @@ class ExperimentRunner:
         return [q for q in all_q if q in chosen]
 
     def _judgment_records(self, source_name: str) -> list[dict] | None:
+        """Judgments of a source, from its snapshot in ``out/snapshots/``.
+
+        The first use copies the judgments file into the snapshot, so a background annotation run
+        that keeps adding judgments does not change the labels of a resumed grid.
+        """
         src = self.config.source(source_name)
         path = Path(src.path or "")
-        if not path.exists():
-            return None
-        return AppendLog.read(path)
+        snap = self.out / "snapshots" / f"{_slug(path.stem)}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}.jsonl"
+        if not snap.exists():
+            if not path.exists() or path.stat().st_size == 0:
+                return None
+            with atomic_write(snap, "wb") as fh:
+                fh.write(path.read_bytes())
+        return AppendLog.read(snap)
 
     def annotated_queries(self) -> set[str] | None:
         """Queries labelled by the first judgments source whose file exists."""
@@ -168,13 +186,17 @@ class ExperimentRunner:
 
     def plan(self) -> list[ModelSpec]:
         """Every model of every study, with its labels written to disk (deterministic)."""
+        return [spec for study in self.config.studies for spec in self.plan_study(study)]
+
+    def plan_study(self, study: Study) -> list[ModelSpec]:
+        """The models of one study. :meth:`run` plans each study when it reaches it, so judgments
+        that a background annotation run adds meanwhile are used (their count is recorded)."""
+        qids = self.train_query_ids(study.train_queries)
+        datasets = self.study_datasets(study)
         specs: list[ModelSpec] = []
-        for study in self.config.studies:
-            qids = self.train_query_ids(study.train_queries)
-            datasets = self.study_datasets(study)
-            for seed in study.seeds:
-                for loss in study.losses:
-                    specs.extend(self._study_models(study, qids, datasets, loss, seed))
+        for seed in study.seeds:
+            for loss in study.losses:
+                specs.extend(self._study_models(study, qids, datasets, loss, seed))
         return specs
 
     def _study_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
@@ -209,21 +231,28 @@ class ExperimentRunner:
                                      source=study.llm_source, human_ratio=ratio, train_queries=study.train_queries,
                                      labels_path=L.write_labels(lab_dir, mixed, method), label_stats=L.label_stats(mixed)))
         for spec in out:
+            spec.epochs = study.epochs
             spec.key = self.model_key(spec)
         return out
 
     def model_key(self, spec: ModelSpec) -> str:
-        payload = {"train": asdict(self.config.train), "dataset": self.config.train_dataset,
-                   "split": self.config.train_split, "labels": spec.labels_path.name, "loss": spec.loss,
-                   "seed": spec.seed}
+        train = asdict(self.config.train)
+        if spec.epochs is not None:
+            train["epochs"] = spec.epochs
+        # the labels file is named "<method>-<content hash>": only the content matters
+        payload = {"train": train, "dataset": self.config.train_dataset, "split": self.config.train_split,
+                   "labels": spec.labels_path.stem.rsplit("-", 1)[-1], "loss": spec.loss, "seed": spec.seed}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def model_dir(self, spec: ModelSpec) -> Path:
-        return self.out / "models" / f"{_slug(spec.row)}-s{spec.seed}-{spec.key}"
+        return self.out / "models" / spec.key
 
     # -------------------------------------------------------------------------------- execute
     def done_keys(self) -> set[str]:
-        return {r["key"] for r in AppendLog.read(self.out / "results.jsonl") if "key" in r}
+        recs = AppendLog.read(self.out / "results.jsonl")
+        self._by_model = {(r["model_key"], r["dataset"], r["kind"]): r for r in recs
+                          if r.get("model_key") and not r.get("alias_of")}
+        return {r["key"] for r in recs if "key" in r}
 
     def run(self, deadline: float | None = None) -> dict:
         """Execute every task not done yet (stopping before ``deadline``, a ``time.time()`` value)."""
@@ -235,9 +264,12 @@ class ExperimentRunner:
         results = AppendLog(self.out / "results.jsonl")
         done = self.done_keys()
         counts = {"trained": 0, "evaluated": 0, "skipped": 0, "stopped_early": False}
-        specs = self.plan()
         try:
             ref_done: set[str] = set()
+            if self.config.reference_rows:  # BM25 is cheap: every dataset first
+                for d in self.config.datasets:
+                    ref_done.add((BM25_ROW, d.name))
+                    self._evaluate(BM25_ROW, "reference", 0, None, d.name, results, done, counts)
             for study in self.config.studies:
                 if self.config.reference_rows:
                     for ds_name in self.study_datasets(study):
@@ -249,7 +281,7 @@ class ExperimentRunner:
                                 return counts
                             ref_done.add((row, ds_name))
                             self._evaluate(row, "reference", 0, None, ds_name, results, done, counts)
-                for spec in [s for s in specs if s.study == study.name]:
+                for spec in self.plan_study(study):
                     if deadline and time.time() > deadline:
                         counts["stopped_early"] = True
                         return counts
@@ -286,7 +318,7 @@ class ExperimentRunner:
         start = time.time()
         cfg = TrainConfig(dataset=self.config.train_dataset, split=self.config.train_split,
                           labels=[str(spec.labels_path.resolve())], loss=spec.loss, out=str(folder),
-                          base_model=t.base_model, epochs=t.epochs, max_steps=t.max_steps, batch_size=t.batch_size,
+                          base_model=t.base_model, epochs=spec.epochs or t.epochs, max_steps=t.max_steps, batch_size=t.batch_size,
                           group_size=t.group_size, max_positives=t.max_positives, negatives_k=t.negatives_k,
                           query_max_len=t.query_max_len, passage_max_len=t.passage_max_len, lr=t.lr,
                           temperature=t.temperature, seed=spec.seed, device="cpu", save_every=0,
@@ -333,12 +365,21 @@ class ExperimentRunner:
         ds = self.dataset(ds_name)
         es = self.eval_spec(ds_name)
         rkey = self._key(row, seed, ds_name, "retrieval")
-        run_path = self.out / "runs" / f"{_slug(row)}-s{seed}-{ds_name}.trec"
+        run_path = self.out / "runs" / f"{_slug(row)}-s{seed}-{_ds_slug(ds_name)}.trec"
         need_rag = self._rag_pending(row, seed, [ds_name], done)
         if rkey in done and not need_rag:
             counts["skipped"] += 1
             return
         run = None
+        model_key = spec.key if spec is not None else row
+        alias = self._by_model.get((model_key, ds_name, "retrieval"))
+        if rkey not in done and alias is not None and alias["seed"] == seed:
+            # the same model (identical labels, loss, seed) was evaluated under another row name
+            results.append({**alias, "key": rkey, "row": row, "study": study, "alias_of": alias["row"],
+                            **self._spec_fields(spec), "time": time.time(), "seconds": 0.0})
+            done.add(rkey)
+            counts["evaluated"] += 1
+            shutil.copyfile(self.out / "runs" / f"{_slug(alias['row'])}-s{seed}-{_ds_slug(ds_name)}.trec", run_path)
         if rkey not in done:
             self.on_event(f"evaluate {row} seed {seed} on {ds_name} ({len(self.sample(ds_name))} queries)")
             start = time.time()
@@ -349,11 +390,10 @@ class ExperimentRunner:
                                ignore_identical_ids=ds.ignore_identical_ids)
             rec = {"key": rkey, "row": row, "study": study, "seed": seed, "dataset": ds_name, "kind": "retrieval",
                    "metrics": res.mean, "n_queries": len(qrels), "n_docs": len(ds.corpus),
-                   "seconds": time.time() - start, "time": time.time()}
-            if spec is not None:
-                rec.update(loss=spec.loss, source=spec.source, noise_rate=spec.noise_rate,
-                           human_ratio=spec.human_ratio, label_stats=spec.label_stats)
+                   "seconds": time.time() - start, "time": time.time(), "model_key": model_key,
+                   **self._spec_fields(spec)}
             results.append(rec)
+            self._by_model[(model_key, ds_name, "retrieval")] = rec
             done.add(rkey)
             counts["evaluated"] += 1
         if need_rag:
@@ -361,6 +401,13 @@ class ExperimentRunner:
 
             run = run if run is not None else read_trec_run(run_path)
             self._rag(row, study, seed, ds_name, run, results, done, counts)
+
+    @staticmethod
+    def _spec_fields(spec: ModelSpec | None) -> dict:
+        if spec is None:
+            return {}
+        return {"loss": spec.loss, "source": spec.source, "noise_rate": spec.noise_rate,
+                "human_ratio": spec.human_ratio, "label_stats": spec.label_stats, "model_key": spec.key}
 
     def reader(self):
         if self._reader is None:
@@ -379,7 +426,7 @@ class ExperimentRunner:
         start = time.time()
         res = evaluate_rag(run, self.dataset(ds_name), es.split, self.reader(),
                            RAGConfig(k=rag.k, limit=rag.limit, passage_chars=rag.passage_chars),
-                           log_path=self.out / "rag" / f"{ds_name}.jsonl", query_ids=self.sample(ds_name))
+                           log_path=self.out / "rag" / f"{_ds_slug(ds_name)}.jsonl", query_ids=self.sample(ds_name))
         key = self._key(row, seed, ds_name, "rag")
         results.append({"key": key, "row": row, "study": study, "seed": seed, "dataset": ds_name, "kind": "rag",
                         "metrics": res.mean, "n_queries": len(res.per_query), "reader": f"{rag.reader}:{rag.model}",

@@ -1,0 +1,41 @@
+"""``utilabel demo``: a small end-to-end run on a CPU (annotation → training → evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/demo", help="output folder (cached: a re-run is fast)")
+    p.add_argument("--queries", type=int, default=6, help="SciFact train queries to annotate (default 6)")
+    p.add_argument("--candidates", type=int, default=5, help="BM25 candidates per query (default 5)")
+    p.add_argument("--model", default="smollm2-135m",
+                   help="embedded llama.cpp annotator: smollm2-135m (fast) or qwen2.5-coder-1.5b (better)")
+    p.add_argument("--eval-queries", type=int, default=40, help="sampled test queries per dataset (default 40)")
+    p.add_argument("--steps", type=int, default=6, help="training steps per model (default 6)")
+
+
+def demo(args) -> int:
+    """Small end-to-end demo: BM25 → live LLM annotation → training → SciFact/ArguAna table (≈ 10 min CPU)."""
+    from ..experiments.demo import GPU_HINT, DemoConfig, format_table, run_demo
+
+    cfg = DemoConfig(out=args.out, train_queries=args.queries, candidates=args.candidates,
+                     annotator_model=args.model, eval_queries=args.eval_queries, train_steps=args.steps)
+    print("utilabel demo: a SMALL end-to-end run sized for a laptop CPU — numbers from a handful of "
+          "queries are illustrative, not results.\n", flush=True)
+
+    def say(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    res = run_demo(cfg, on_event=say)
+    print("nDCG@10 (re-ranking the BM25 pool; scifact = in-domain, arguana = out-of-domain)\n")
+    print(format_table(res.table))
+    for note in res.notes:
+        print(f"- {note}")
+    print(f"\nwall time {res.seconds / 60:.1f} min; report: {res.report}\n\n{GPU_HINT}")
+    return 0
+
+
+COMMANDS = {("demo",): (_demo_args, demo)}

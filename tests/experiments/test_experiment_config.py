@@ -1,0 +1,50 @@
+"""Experiment config: YAML loading, bounds and cross-references with clear messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from utilabel.errors import ConfigError
+from utilabel.experiments.config import ExperimentConfig
+
+BASE = {
+    "sources": [{"name": "human", "kind": "human"}, {"name": "llm", "path": "x.jsonl"}],
+    "datasets": [{"name": "scifact"}, {"name": "squad", "max_queries": 50, "rag": True}],
+    "studies": [{"name": "main", "sources": ["human", "llm"], "losses": ["infonce", "disj"]}],
+}
+
+
+def test_committed_config_loads():
+    from pathlib import Path
+
+    cfg = ExperimentConfig.from_yaml(Path(__file__).resolve().parents[2] / "docs/results/scifact-cpu.yaml")
+    noise = [s for s in cfg.studies if s.kind == "noise"]
+    assert sorted({loss for s in noise for loss in s.losses}) == ["disj", "infonce", "joint", "lsep"]
+    assert {s.kind for s in cfg.studies} == {"labels", "noise", "ratio"}
+    assert cfg.datasets[1].max_queries == 200 and cfg.rag.limit == 5
+
+
+def test_yaml_round_trip(tmp_path):
+    import yaml
+
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({**BASE, "train": {"epochs": 2}}))
+    cfg = ExperimentConfig.from_yaml(p)
+    assert cfg.train.epochs == 2 and cfg.datasets[1].rag and cfg.source("llm").label == "utility"
+    assert ExperimentConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"bogus": 1}, "experiment: unknown key 'bogus'; valid: "),
+    ({"train": {"epochs": 0}}, r"train.epochs must be in \[1, 100\], got 0"),
+    ({"studies": [{"name": "s", "losses": ["hinge"]}]}, "study 's': unknown loss 'hinge'; valid: infonce, joint, disj, lsep"),
+    ({"studies": [{"name": "s", "sources": ["crowd"]}]}, "study 's': unknown label source 'crowd'; valid: human, llm"),
+    ({"studies": [{"name": "s", "datasets": ["nq"]}]}, "study 's': dataset 'nq' is not among the eval datasets"),
+    ({"studies": [{"name": "s", "kind": "ratio"}]}, "study 's': a ratio study needs llm_source"),
+    ({"studies": [{"name": "s", "kind": "grid"}]}, "study 's': unknown kind 'grid'; valid: labels, noise, ratio"),
+    ({"sources": [{"name": "llm", "kind": "judgments"}]}, "label source 'llm': a judgments source needs 'path'"),
+    ({"studies": [{"name": "s", "noise_rates": [1.0]}]}, r"noise_rates must be in \[0.0, 0.95\]"),
+])
+def test_bad_configs_are_rejected_with_clear_messages(patch, message):
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig.from_dict({**BASE, **patch})

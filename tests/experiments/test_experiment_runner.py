@@ -1,0 +1,96 @@
+"""The runner end to end on real data with real training (a couple of steps) and dense retrieval
+over a small real corpus: plan, train, evaluate, RAG (scripted reader for control flow), report,
+and resume: a second run trains and evaluates nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from utilabel.data import beir
+from utilabel.experiments.config import ExperimentConfig
+from utilabel.experiments.report import write_report
+from utilabel.experiments.runner import ExperimentRunner
+from utilabel.fileio import AppendLog
+
+
+@pytest.fixture(scope="module")
+def tiny_squad(mirror, tmp_path_factory):
+    """A BEIR folder: 12 SQuAD test questions and 120 passages (their gold ones included)."""
+    from utilabel.data.registry import load_dataset
+
+    ds = load_dataset("squad")
+    qrels = dict(list(ds.qrels("test").items())[:12])
+    gold = {d for v in qrels.values() for d in v}
+    docs = [ds.corpus[d] for d in gold] + [doc for did, doc in ds.corpus.items() if did not in gold][:120 - len(gold)]
+    out = tmp_path_factory.mktemp("tiny_squad")
+    beir.write_corpus(out / "corpus.jsonl", docs)
+    beir.write_queries(out / "queries.jsonl", [ds.queries[q] for q in qrels])
+    (out / "qrels").mkdir()
+    beir.write_qrels_tsv(out / "qrels" / "test.tsv", qrels)
+    return out
+
+
+def _config(tmp_path, tiny, judgments):
+    return ExperimentConfig.from_dict({
+        "name": "tiny", "out": str(tmp_path / "exp"),
+        "sources": [{"name": "human", "kind": "human"}, {"name": "llm", "path": str(judgments)}],
+        "datasets": [{"name": str(tiny), "max_queries": 8, "rag": True}],
+        "studies": [
+            {"name": "main", "kind": "labels", "sources": ["human", "llm"], "losses": ["disj"]},
+            {"name": "ratio", "kind": "ratio", "sources": ["human"], "llm_source": "llm",
+             "human_ratios": [0.0, 1.0], "losses": ["disj"]},
+        ],
+        "train": {"max_steps": 1, "batch_size": 4, "group_size": 2, "passage_max_len": 16, "query_max_len": 8},
+        "dense": {"max_length": 32, "query_max_length": 16, "k": 10},
+        "rag": {"reader": "fake", "options": {"responses": ["Denver Broncos"], "cycle": True}, "limit": 3,
+                "rows": ["BM25", "llm/disj"]},
+    })
+
+
+def test_grid_runs_resumes_and_reports(tmp_path, tiny_squad, mirror):
+    from utilabel.data.registry import load_dataset
+
+    sf = load_dataset("scifact")
+    qids = list(sf.qrels("train"))[:6]
+    judgments = tmp_path / "judgments.jsonl"
+    other = list(sf.corpus)[:6]
+    with open(judgments, "w") as fh:  # an "LLM" right on even queries, wrong on odd ones
+        for i, q in enumerate(qids):
+            d = next(iter(sf.qrels("train")[q])) if i % 2 == 0 else other[i]
+            fh.write(json.dumps({"query_id": q, "doc_id": d, "method": "utilsel", "relevance": 1, "utility": 1.0}) + "\n")
+    cfg = _config(tmp_path, tiny_squad, judgments)
+    runner = ExperimentRunner(cfg)
+    specs = runner.plan()
+    # human vs llm on the same 6 annotated queries; ratio 0 = llm labels, ratio 1 = human labels
+    assert [s.row for s in specs] == ["human/disj", "llm/disj", "human ratio 0/disj", "human ratio 1/disj"]
+    assert specs[0].label_stats["queries"] == 6
+    assert specs[2].key == specs[1].key and specs[3].key == specs[0].key  # identical labels → same model
+    counts = runner.run()
+    assert counts["trained"] == 2  # four rows, two distinct models
+    recs = AppendLog.read(tmp_path / "exp" / "results.jsonl")
+    rows = {(r["row"], r["kind"]) for r in recs}
+    assert {("BM25", "retrieval"), ("base", "retrieval"), ("llm/disj", "rag"), ("BM25", "rag"),
+            ("human ratio 0/disj", "retrieval")} <= rows
+    alias = next(r for r in recs if r["row"] == "human ratio 0/disj")
+    llm = next(r for r in recs if r["row"] == "llm/disj" and r["kind"] == "retrieval")
+    assert alias["alias_of"] == "llm/disj" and alias["metrics"] == llm["metrics"]
+    assert all(r["n_queries"] == 8 for r in recs if r["kind"] == "retrieval")
+    assert 0.0 <= llm["metrics"]["nDCG@10"] <= 1.0 and llm["metrics"]["R@100"] > 0.5  # 120 docs, k = 10
+
+    again = ExperimentRunner(cfg).run()
+    assert again["trained"] == 0 and again["evaluated"] == 0
+
+    report = write_report(cfg).read_text()
+    assert "| BM25 |" in report and "| llm/disj |" in report and "## Human-ratio curve" in report
+    assert "8 queries over all 120 documents" in report
+    assert (tmp_path / "exp" / "plots").is_dir()
+
+
+def test_missing_judgments_are_reported_not_fatal(tmp_path, tiny_squad):
+    cfg = _config(tmp_path, tiny_squad, tmp_path / "absent.jsonl")
+    runner = ExperimentRunner(cfg)
+    rows = [s.row for s in runner.plan()]
+    assert rows == ["human/disj"]
+    assert any("judgments file" in n and "not found" in n for n in runner.notes)
