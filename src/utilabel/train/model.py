@@ -294,12 +294,15 @@ class Encoder:
         return out
 
 
-_ENCODERS: dict[tuple[str, str | None], Encoder] = {}
+_ENCODERS: dict[tuple[str, str | None, int], Encoder] = {}
 
 
 def load_encoder(model_dir: str | os.PathLike | None = None, device: str | None = None) -> Encoder:
     """A cached :class:`Encoder` for ``model_dir`` (None/"default" = base all-MiniLM-L6-v2)."""
-    key = (str(resolve_model_path(model_dir)), device)
+    path = resolve_model_path(model_dir)
+    weights = [f for f in (Path(path).glob("*.safetensors") if isinstance(path, Path) else []) if f.is_file()]
+    stamp = max((f.stat().st_mtime_ns for f in weights), default=0)  # a re-trained folder is reloaded
+    key = (str(path), device, stamp)
     if key not in _ENCODERS:
         _ENCODERS[key] = Encoder(model_dir, device)
     return _ENCODERS[key]
