@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -38,6 +39,8 @@ def train(args) -> int:
     given = {name: getattr(args, name) for name, _, _ in config_help() if getattr(args, name, None) is not None}
     config = TrainConfig.from_yaml(args.config, **given) if args.config else TrainConfig.from_dict(given)
     model_dir = run_training(config)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0
     summary = json.loads((Path(config.out) / "summary.json").read_text())
     print(f"model      {model_dir}")
     print(f"steps      {summary['steps']} in {summary['seconds']:.1f}s ({summary['examples_per_second']} queries/s)")

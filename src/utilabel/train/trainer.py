@@ -276,8 +276,8 @@ def train(config: TrainConfig) -> Path:
     if logf:
         logf.close()
     model_dir = out / "model"
+    _checkpoint(ckpt, model, optimizer, scheduler, scaler, step, elapsed, config)  # collective under DDP
     if rank == 0:
-        _checkpoint(ckpt, model, optimizer, scheduler, scaler, step, elapsed, config)
         summary = _finish(config, out, model, plan, dataset, n_queries, total, elapsed, masked_total)
         log.info("training done: %s", summary)
     if _dist():
