@@ -13,7 +13,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", type=int, default=5, help="BM25 candidates per query (default 5)")
     p.add_argument("--model", default="smollm2-135m",
                    help="embedded llama.cpp annotator: smollm2-135m (fast) or qwen2.5-coder-1.5b (better)")
-    p.add_argument("--eval-queries", type=int, default=40, help="sampled test queries per dataset (default 40)")
+    p.add_argument("--method", default="pointwise", help="annotation method: pointwise (default), utilsel, relsel, ...")
+    p.add_argument("--eval-queries", type=int, default=30, help="sampled test queries per dataset (default 30)")
     p.add_argument("--steps", type=int, default=6, help="training steps per model (default 6)")
 
 
@@ -22,7 +23,7 @@ def demo(args) -> int:
     from ..experiments.demo import GPU_HINT, DemoConfig, format_table, run_demo
 
     cfg = DemoConfig(out=args.out, train_queries=args.queries, candidates=args.candidates,
-                     annotator_model=args.model, eval_queries=args.eval_queries, train_steps=args.steps)
+                     annotator_model=args.model, method=args.method, eval_queries=args.eval_queries, train_steps=args.steps)
     print("utilabel demo: a SMALL end-to-end run sized for a laptop CPU — numbers from a handful of "
           "queries are illustrative, not results.\n", flush=True)
 

@@ -31,16 +31,19 @@ GPU_HINT = ("This was a small CPU demo (a handful of queries, a few training ste
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo. ``reader_model``: the embedded llama.cpp model that annotates."""
+    """Sizes of the demo. ``annotator_model``: the embedded llama.cpp model that annotates with
+    ``method`` (``pointwise`` — P(useful) from token log-probabilities, robust with a 135M model —
+    or a listwise method such as ``utilsel`` with a larger model); utility ≥ ``threshold`` is a positive."""
 
     out: str = "runs/demo"
     train_queries: int = 6
     candidates: int = 5
     annotator: str = "llamacpp"
     annotator_model: str = "smollm2-135m"
-    method: str = "utilsel"
-    eval_queries: int = 40
-    pool: int = 30
+    method: str = "pointwise"
+    threshold: float = 0.5
+    eval_queries: int = 30
+    pool: int = 20
     train_steps: int = 6
     max_length: int = 64
     seed: int = 0
@@ -107,9 +110,11 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
     t = time.time()
     say(f"2/4 live LLM annotation ({cfg.method}) with {cfg.annotator}:{cfg.annotator_model}")
     with get_backend(cfg.annotator, model=cfg.annotator_model) as backend:
+        extra = {"answer_source": "none"} if cfg.method == "pointwise" else {}
         ann = annotate(groups, scifact.corpus, backend, out / "annotation",
-                       AnnotateConfig(method=cfg.method, max_passage_words=60, retries=1), progress=True)
-    llm = L.judgment_labels([asdict(j) for j in ann.judgments], "utility")
+                       AnnotateConfig(method=cfg.method, max_passage_words=60, retries=1, **extra), progress=True)
+    soft = L.judgment_labels([asdict(j) for j in ann.judgments], "utility")
+    llm = {q: {d: 1.0 if w >= cfg.threshold else 0.0 for d, w in v.items()} for q, v in soft.items()}
     human = L.human_labels(scifact.qrels("train"), scifact.relevance_level, qids)
     agree = _agreement(human, llm)
     notes.append(f"LLM labels: {L.label_stats(llm)['queries_with_positive']}/{len(qids)} queries with a useful "
