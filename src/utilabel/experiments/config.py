@@ -40,7 +40,8 @@ class LabelSource:
 
     ``label``: which judgment field becomes the training label (``utility`` — e.g. utility
     selection — or ``relevance`` — the relevance-selection step of the same run); ``method``:
-    keep only judgments of this annotation method (None = all).
+    keep only judgments of this annotation method (None = all); ``threshold``: binarise soft labels
+    (e.g. pointwise P(useful)) — label ≥ threshold → 1, else 0 (None = keep soft weights).
     """
 
     name: str
@@ -48,8 +49,11 @@ class LabelSource:
     path: str | None = None
     label: str = "utility"
     method: str | None = None
+    threshold: float | None = None
 
     def __post_init__(self):
+        if self.threshold is not None:
+            _check_range(f"label source {self.name}", "threshold", self.threshold, 0.0, 1.0)
         if self.kind not in ("human", "judgments"):
             raise ConfigError(f"label source {self.name!r}: kind must be 'human' or 'judgments', got {self.kind!r}")
         if self.kind == "judgments" and not self.path:

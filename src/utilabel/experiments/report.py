@@ -216,6 +216,16 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
         if d.name in seen:
             nq, nd = seen[d.name]
             lines.append(f"  - {d.name}/{d.split}: {nq} queries over all {nd:,} documents")
+    for snap in sorted((out / "snapshots").glob("*.jsonl")):
+        recs = AppendLog.read(snap)
+        models = sorted({str(r.get("model", "")) for r in recs if r.get("model")})
+        methods = sorted({str(r.get("method", "")) for r in recs if r.get("method")})
+        lines.append(f"- LLM judgments snapshot `{snap.name}`: {len({r['query_id'] for r in recs})} "
+                     f"{config.train_dataset}/{config.train_split} queries, {len(recs)} judgments, "
+                     f"method {', '.join(methods) or '?'}, model {', '.join(models) or '?'}.")
+    lines.append("- Studies (in run order; a study's rows appear once it was reached): " + "; ".join(
+        f"{s.name} ({s.kind}: {', '.join(s.losses)}; on {', '.join(s.datasets or [d.name for d in config.datasets])})"
+        for s in config.studies) + ".")
     src_stats = {}
     for r in records:
         if r.get("source") and r.get("label_stats") and r.get("study") and r.get("noise_rate") is None \

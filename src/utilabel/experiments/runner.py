@@ -162,7 +162,10 @@ class ExperimentRunner:
         if recs is None:
             self._note(f"label source {name!r}: judgments file {src.path} not found; its rows are skipped")
             return None
-        return L.restrict(L.judgment_labels(recs, src.label, src.method), query_ids)
+        labels = L.restrict(L.judgment_labels(recs, src.label, src.method), query_ids)
+        if src.threshold is not None:
+            labels = {q: {d: 1.0 if w >= src.threshold else 0.0 for d, w in v.items()} for q, v in labels.items()}
+        return labels
 
     def candidates(self, depth: int = 10) -> dict[str, list[str]]:
         path = self.out / f"candidates.{self.config.train_split}.k{depth}.jsonl"
