@@ -127,35 +127,83 @@ def test_llamacpp_backend_option_errors():
         start_local_server("smollm2-135m", n_gpu=1)
 
 
+LONG = "the quick brown fox jumps over the lazy dog " * 2
+
+
+def _long_requests(n):
+    # each reply is forced to a ~20-word string, so a kill lands while one is being generated
+    return [ChatRequest(({"role": "user", "content": f"Say {i}."},), max_tokens=200, grammar=f'root ::= "{i} {LONG}"')
+            for i in range(n)]
+
+
 def test_backend_recovers_when_the_server_is_killed_and_restarted():
-    """Stop the server mid-run, bring a new one up on the same port 1.5 s later: calls go through."""
+    """SIGKILL an isolated server mid-run, bring a new one up on the same port 1 s later: nothing is lost."""
     pytest.importorskip("xllamacpp")
     from utilabel.llm.backends.llamacpp import start_local_server
 
-    server = start_local_server("smollm2-135m", n_ctx=512, n_parallel=1)
+    server = start_local_server("smollm2-135m", n_ctx=512, n_parallel=1, n_threads=1, isolated=True)
     port = server.port
-    backend = get_backend("openai", base_url=server.base_url + "/v1", max_retries=8, backoff_s=0.2,
-                          max_backoff_s=1.0, timeout_s=60)
-    reqs = [ChatRequest(({"role": "user", "content": f"Say item {i}."},), max_tokens=8,
-                        grammar=f'root ::= "item-{i}"') for i in range(4)]
+    backend = get_backend("openai", base_url=server.base_url + "/v1", concurrency=1, max_retries=10,
+                          backoff_s=0.2, max_backoff_s=1.0, timeout_s=60)
+    holder = {}
+
+    def kill_and_restart():
+        time.sleep(0.3)          # the next request is in flight by now
+        server.stop()            # SIGKILL of the child process
+        holder["killed"] = True
+        time.sleep(1.0)
+        holder["server"] = start_local_server("smollm2-135m", n_ctx=512, n_parallel=1, n_threads=1, port=port,
+                                              isolated=True)
+
+    def on_result(i, response):
+        if "thread" not in holder:
+            holder["thread"] = threading.Thread(target=kill_and_restart)
+            holder["thread"].start()
+
     try:
-        assert backend.chat(reqs[0]).text == "item-0"
-        server.stop()
-        holder = {}
-
-        def restart():
-            time.sleep(1.5)
-            holder["server"] = start_local_server("smollm2-135m", n_ctx=512, n_parallel=1, port=port)
-
-        t = threading.Thread(target=restart)
-        t.start()
-        out = backend.chat_many(reqs[1:])
-        t.join()
-        assert [r.text for r in out] == ["item-1", "item-2", "item-3"]
-        assert backend.stats["retries"] >= 1
+        out = backend.chat_many(_long_requests(3), on_result=on_result)
+        holder["thread"].join()
+        assert [r.text for r in out] == [f"{i} {LONG}" for i in range(3)]
+        assert holder["killed"] and not server.running
+        assert backend.stats["retries"] >= 1            # connection errors (and 503 while loading) retried
         assert holder["server"].port == port
     finally:
         backend.close()
         server.stop()
         if "server" in holder:
             holder["server"].stop()
+
+
+def test_in_process_stop_waits_for_a_request_in_flight():
+    """In-process, the C++ destructor would deadlock on a request from this process: stop() drains first."""
+    pytest.importorskip("xllamacpp")
+    import httpx
+
+    from utilabel.llm.backends.llamacpp import start_local_server
+
+    server = start_local_server("smollm2-135m", n_ctx=512, n_parallel=1, n_threads=1)
+    backend = get_backend("openai", base_url=server.base_url + "/v1", max_retries=0, timeout_s=60)
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", backend.chat(_long_requests(1)[0])))
+    try:
+        t.start()
+        time.sleep(0.3)
+        server.stop()
+        t.join()
+        assert result["r"].text == f"0 {LONG}"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.base_url + "/health", timeout=5)
+    finally:
+        backend.close()
+        server.stop()
+
+
+def test_isolated_server_start_failure_is_reported(tmp_path):
+    pytest.importorskip("xllamacpp")
+    from utilabel.errors import LLMError
+    from utilabel.llm.backends.llamacpp import LocalServer, LocalServerOptions
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(LLMError, match="isolated llama.cpp server for .*broken.gguf failed to start"):
+        LocalServer(broken, LocalServerOptions(isolated=True, n_threads=1))

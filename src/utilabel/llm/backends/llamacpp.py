@@ -57,6 +57,8 @@ class LocalServerOptions:
     host: str = "127.0.0.1"
     verbosity: int = 0
     warmup: bool = False
+    isolated: bool = False
+    start_timeout_s: float = 600.0
 
     def __post_init__(self):
         if self.n_ctx < 128:
@@ -86,17 +88,76 @@ def default_threads() -> int:
 
 
 class LocalServer:
-    """A running embedded llama.cpp server. Use as a context manager or call :meth:`stop`."""
+    """A running llama.cpp server. Use as a context manager or call :meth:`stop`.
+
+    In-process (default) the server lives in this interpreter. Its C++ destructor waits for in-flight
+    HTTP requests while holding the GIL, so a request *from this process* still in flight would
+    deadlock it: :meth:`stop` therefore first waits (up to ``drain_s``) until no slot is busy.
+    With ``isolated=True`` the server runs in a child process instead and :meth:`stop` kills it at once
+    (SIGKILL): in-flight requests fail with connection errors, which the backends retry. Use that for
+    kill/restart tests and whenever a server must be stopped while other threads still use it.
+    """
 
     def __init__(self, model_path: Path, options: LocalServerOptions):
+        self.model_path = Path(model_path)
+        self.options = options
+        self._server = None
+        self._proc = None
+        t0 = time.perf_counter()
+        if options.isolated:
+            self.base_url = self._start_child()
+        else:
+            self.base_url = self._start_here()
+        self.port: int = int(self.base_url.rsplit(":", 1)[1])
+        self.load_s = time.perf_counter() - t0
+        _LIVE.add(self)
+        log.info("llama.cpp server for %s on %s (%.1fs%s)", self.model_path.name, self.base_url, self.load_s,
+                 ", child process" if options.isolated else "")
+
+    def _start_child(self) -> str:
+        import json
+        import select
+        import subprocess
+        import sys
+
+        import utilabel
+
+        spec = json.dumps({"model": str(self.model_path),
+                           "options": {**self.options.__dict__, "isolated": False}})
+        env = dict(os.environ)
+        src = str(Path(utilabel.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._proc = subprocess.Popen([sys.executable, "-m", "utilabel.llm.backends._llamacpp_child", spec],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        ready, _, _ = select.select([self._proc.stdout], [], [], self.options.start_timeout_s)
+        line = self._proc.stdout.readline() if ready else b""
+        try:
+            msg = json.loads(line) if line else {"error": "no answer from the child process"}
+        except ValueError:
+            msg = {"error": f"unexpected output {line[:200]!r}"}
+        if "base_url" not in msg:
+            self._kill_child()
+            raise LLMError(f"isolated llama.cpp server for {self.model_path} failed to start: {msg.get('error')}")
+        return msg["base_url"]
+
+    def _kill_child(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.kill()
+        proc.wait(timeout=30)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+    def _start_here(self) -> str:
+        options = self.options
         try:
             import xllamacpp as xlc
         except ImportError as exc:
             from ...errors import MissingExtraError
 
             raise MissingExtraError("xllamacpp", "local") from exc
-        self.model_path = Path(model_path)
-        self.options = options
         p = xlc.CommonParams()
         p.model.path = str(self.model_path)
         p.n_parallel = options.n_parallel
@@ -113,7 +174,6 @@ class LocalServer:
         p.cache_ram_mib = options.cache_ram_mib
         p.verbosity = options.verbosity
         p.warmup = options.warmup
-        t0 = time.perf_counter()
         with _START_LOCK:
             try:
                 self._server = xlc.Server(p)
@@ -123,22 +183,41 @@ class LocalServer:
         if not address:
             self._server = None
             raise LLMError(f"llama.cpp server did not bind {options.host}:{options.port}")
-        self.base_url: str = address.rstrip("/")
-        self.port: int = int(self.base_url.rsplit(":", 1)[1])
-        self.load_s = time.perf_counter() - t0
-        _LIVE.add(self)
-        log.info("llama.cpp server for %s on %s (%.1fs)", self.model_path.name, self.base_url, self.load_s)
+        return address.rstrip("/")
 
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._server is not None or (self._proc is not None and self._proc.poll() is None)
 
-    def stop(self) -> None:
-        """Stop serving and free the model (idempotent); waits for the server loop to exit."""
-        server, self._server = getattr(self, "_server", None), None
-        if server is not None:
-            del server  # the C++ destructor stops the HTTP thread and the main loop
-            log.info("llama.cpp server on %s stopped", self.base_url)
+    def busy_slots(self) -> int:
+        """Slots processing a request right now (0 when the server cannot be asked)."""
+        import json
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.base_url + "/slots", timeout=2) as resp:
+                return sum(bool(slot.get("is_processing")) for slot in json.load(resp))
+        except (OSError, ValueError):
+            return 0
+
+    def stop(self, drain_s: float = 30.0) -> None:
+        """Stop serving and free the model (idempotent).
+
+        Isolated: kill the child process now. In-process: wait up to ``drain_s`` for busy slots to
+        finish (see the class docstring), then destroy the server.
+        """
+        if getattr(self, "_proc", None) is not None:
+            self._kill_child()
+            log.info("isolated llama.cpp server on %s killed", self.base_url)
+            return
+        if getattr(self, "_server", None) is None:
+            return
+        deadline = time.monotonic() + drain_s
+        while self.busy_slots() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server, self._server = self._server, None
+        del server  # the C++ destructor stops the HTTP thread and the main loop
+        log.info("llama.cpp server on %s stopped", self.base_url)
 
     def __enter__(self):
         return self
@@ -147,7 +226,10 @@ class LocalServer:
         self.stop()
 
     def __del__(self):
-        self.stop()
+        try:
+            self.stop(drain_s=0.0)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
 
 def start_local_server(model: str | os.PathLike | None = None, **options: Any) -> LocalServer:
