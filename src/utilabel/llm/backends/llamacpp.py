@@ -15,7 +15,8 @@ Options: ``n_ctx`` (context per parallel slot, tokens), ``n_parallel`` (slots de
 ``n_threads`` (default: half the usable cores, see :func:`default_threads`), ``n_batch``,
 ``cache_reuse`` (llama.cpp ``--cache-reuse``: reuse cached chunks of at least this many tokens after
 a shift; 0 = off), ``cache_ram_mib`` (host RAM for
-the prompt cache across slots), ``port``, ``verbosity`` (llama.cpp log level, 0 = errors only).
+the prompt cache across slots), ``port``, ``verbosity`` (llama.cpp log level, 0 = errors only),
+``isolated`` (run the server in a child process; ``stop()`` kills it — see :class:`LocalServer`).
 Requests always ask for ``cache_prompt``, so a shared prefix (instructions, question) is evaluated
 once per slot.
 """
@@ -69,6 +70,8 @@ class LocalServerOptions:
             raise ConfigError(f"n_threads must be ≥ 1, got {self.n_threads}")
         if self.n_batch < 1 or self.cache_reuse < 0 or self.cache_ram_mib < 0:
             raise ConfigError("n_batch must be ≥ 1, cache_reuse and cache_ram_mib ≥ 0")
+        if self.start_timeout_s <= 0:
+            raise ConfigError(f"start_timeout_s must be > 0, got {self.start_timeout_s}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in [0, 65535], got {self.port}")
 
