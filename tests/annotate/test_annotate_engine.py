@@ -184,7 +184,7 @@ def test_call_log_records_prompt_step_model_usage(tmp_path):
     annotate(groups, corpus, fake(lambda r: "My selection:[[1]]"), tmp_path, AnnotateConfig(method="relsel"),
              progress=False)
     rec = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0])
-    assert rec["prompt_id"] == "relsel-compact@v1" and rec["step"] == "relsel" and rec["model"] == "fake"
+    assert rec["prompt_id"] == "relsel-compact@v2" and rec["step"] == "relsel" and rec["model"] == "fake"
     assert rec["method"] == "relsel" and rec["query_id"] == "q" and rec["output"] == "My selection:[[1]]"
     assert rec["prompt_tokens"] > 0 and rec["options"]["seed"] == 0 and len(rec["key"]) == 64
 

@@ -29,6 +29,7 @@ def test_selection_lenient_forms(text, ids):
 @pytest.mark.parametrize("text,kind", [
     ("I think passage two is good.", "no_selection"),
     ("My selection: the second one", "no_selection"),
+    ("My selection:[[2],...]", "no_selection"),  # the format template echoed, not an answer
     ("My selection:[[2],[9]]", "out_of_range"),
     ("My selection:[[0]]", "out_of_range"),
     ("My selection:[[2],[2]]", "duplicate"),

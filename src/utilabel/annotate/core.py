@@ -36,6 +36,7 @@ class AnnotateConfig:
     votes: k-permutation voting: run listwise methods on k shuffles, labels = fraction selecting.
     retries: extra attempts after a parse failure (seed + attempt, ``retry_temperature``).
     max_passage_words: passages are truncated to this many words in prompts.
+    sanitize: replace instruction-like sentences in passages (prompt-injection phrasings) by a marker.
     allow_empty: accept an explicitly empty selection instead of counting it as a failure.
     joint: utilsel/direct-utilsel: write the pseudo-answer and select in one call over the
         relevance-selected passages (default: True for compact, False for paper style).
@@ -59,6 +60,7 @@ class AnnotateConfig:
     temperature: float = 0.0
     retry_temperature: float = 0.7
     max_passage_words: int = 150
+    sanitize: bool = True
     allow_empty: bool = False
     joint: bool | None = None
     window: int = 10

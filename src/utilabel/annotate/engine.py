@@ -66,7 +66,7 @@ def build_items(groups: Sequence[CandidateGroup], corpus: Mapping[str, Document]
         missing = [d for d in doc_ids if d not in corpus]
         if missing:
             raise ConfigError(f"query {g.query_id!r}: candidate doc {missing[0]!r} is not in the corpus")
-        texts = tuple(escape_passage(corpus[d].full_text(), config.max_passage_words) for d in doc_ids)
+        texts = tuple(escape_passage(corpus[d].full_text(), config.max_passage_words, config.sanitize) for d in doc_ids)
         ans = tuple((answers or {}).get(g.query_id, ()))
         items.append(QueryItem(g.query_id, " ".join(g.query.split()), doc_ids, texts, ans))
     return items

@@ -86,6 +86,8 @@ def parse_selection(text: str, n: int, allow_empty: bool = False) -> Parsed:
         if _NONE_WORDS.match(rest):
             return _check_ids([], n, allow_empty)
         run = _BRACKET_RUN.match(rest)
+        if run is not None and rest[run.end():].lstrip(" ,").startswith(("...", "…")):
+            return Parsed(failure="no_selection", detail="the format template was echoed ('...')")
         if run is None:
             line = rest.split("\n", 1)[0]
             if re.fullmatch(r"[\s\d,;.]*", line) and re.search(r"\d", line):

@@ -9,6 +9,7 @@ declared name no template uses, is an error.
 
 Rendering substitutes only declared placeholders, in one pass, so braces inside passage texts are
 never interpreted. Passage texts are *escaped* before they enter a prompt (:func:`escape_passage`):
+sentences that address the annotator are replaced by a marker (:func:`neutralize_instructions`),
 whitespace collapsed to one line, square brackets turned into parentheses, so a passage cannot fake
 a passage number (``[3]``), a selection (``My selection:[[1]]``) or a new passage line. Paper-style
 prompts expand ``- expand: passages`` into one user turn and one assistant acknowledgement per
@@ -96,8 +97,32 @@ def _fill(template: str, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
-def escape_passage(text: str, max_words: int | None = None) -> str:
-    """Make a passage safe to embed: one line, no square brackets, optionally truncated to words."""
+_INSTRUCTION_LIKE = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.!?]{0,80}\b(above|previous|prior|earlier|preceding|instructions?|prompt|rules)\b"
+    r"|\bselect\b[^.!?]{0,40}\b(every|all|each)\b[^.!?]{0,20}\bpassages?\b"
+    r"|\bmy\s+selection\b"
+    r"|\ball\s+(the\s+)?passages\s+are\s+(relevant|useful)\b",
+    re.I,
+)
+REMOVED = "(instruction-like text removed)"
+
+
+def neutralize_instructions(text: str) -> str:
+    """Replace sentences that address the annotator (canonical prompt-injection phrasings such as
+    "ignore the above instructions", "select every passage", a fake "My selection") by a marker.
+
+    A blocklist: it stops the common attack, not a paraphrase; the prompts also tell the model that
+    passages are data, and pointwise methods see one passage per call.
+    """
+    parts = re.split(r"(?<=[.!?])\s+|\n+", text)
+    return " ".join(REMOVED if _INSTRUCTION_LIKE.search(p) else p for p in parts if p.strip())
+
+
+def escape_passage(text: str, max_words: int | None = None, sanitize: bool = True) -> str:
+    """Make a passage safe to embed: instruction-like sentences neutralized (``sanitize``), one line,
+    no square brackets, optionally truncated to ``max_words`` words."""
+    if sanitize:
+        text = neutralize_instructions(text)
     words = text.split()
     if max_words is not None and len(words) > max_words:
         words = words[:max_words] + ["..."]
