@@ -333,9 +333,16 @@ class ExperimentRunner:
         counts["trained"] += 1
         return model_path
 
-    @staticmethod
-    def _key(row: str, seed: int, dataset: str, kind: str) -> str:
-        return f"{row}|s{seed}|{dataset}|{kind}"
+    def _key(self, row: str, seed: int, dataset: str, kind: str) -> str:
+        """Result key; dense rows carry a hash of the encoding settings, RAG rows of the reader
+        settings too, so changing them never silently reuses results computed under others."""
+        parts = []
+        if row != BM25_ROW:
+            parts.append(asdict(self.config.dense))
+        if kind == "rag":
+            parts.append(asdict(self.config.rag))
+        tag = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8] if parts else ""
+        return f"{row}|s{seed}|{dataset}|{kind}" + (f"|{tag}" if tag else "")
 
     def _rag_pending(self, row: str, seed: int, datasets: list[str], done: set[str]) -> bool:
         rag = self.config.rag
@@ -370,19 +377,23 @@ class ExperimentRunner:
         rkey = self._key(row, seed, ds_name, "retrieval")
         run_path = self.out / "runs" / f"{_slug(row)}-s{seed}-{_ds_slug(ds_name)}.trec"
         need_rag = self._rag_pending(row, seed, [ds_name], done)
+        if need_rag and rkey in done and not run_path.exists():
+            done.discard(rkey)  # the run file the reader needs is gone: retrieve again
         if rkey in done and not need_rag:
             counts["skipped"] += 1
             return
         run = None
         model_key = spec.key if spec is not None else row
         alias = self._by_model.get((model_key, ds_name, "retrieval"))
-        if rkey not in done and alias is not None and alias["seed"] == seed:
+        alias_run = self.out / "runs" / f"{_slug(alias['row'])}-s{seed}-{_ds_slug(ds_name)}.trec" if alias else None
+        if rkey not in done and alias is not None and alias["row"] != row and alias["seed"] == seed \
+                and alias_run.exists():
             # the same model (identical labels, loss, seed) was evaluated under another row name
             results.append({**alias, "key": rkey, "row": row, "study": study, "alias_of": alias["row"],
                             **self._spec_fields(spec), "time": time.time(), "seconds": 0.0})
             done.add(rkey)
             counts["evaluated"] += 1
-            shutil.copyfile(self.out / "runs" / f"{_slug(alias['row'])}-s{seed}-{_ds_slug(ds_name)}.trec", run_path)
+            shutil.copyfile(alias_run, run_path)
         if rkey not in done:
             self.on_event(f"evaluate {row} seed {seed} on {ds_name} ({len(self.sample(ds_name))} queries)")
             start = time.time()
