@@ -29,9 +29,11 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_model_dir, tmp_path, mi
 
     base = {"dataset": "scifact", "labels": ["human"], "loss": "disj", "epochs": 1, "max_steps": 8,
             "batch_size": 4, "group_size": 3, "base_model": str(tiny_model_dir), "passage_max_len": 32,
-            "query_max_len": 16, "save_every": 3, "lr": 1e-3, "show_progress": False, "num_threads": 1}
-    full = {**base, "out": str(tmp_path / "full")}
-    assert _run(full).returncode == 0
+            "query_max_len": 16, "save_every": 3, "negatives_k": 0, "lr": 1e-3, "show_progress": False, "num_threads": 1}
+    from utilabel.train.config import TrainConfig
+    from utilabel.train.trainer import train
+
+    train(TrainConfig(**base, out=str(tmp_path / "full")))  # uninterrupted reference, in this process
     killed = {**base, "out": str(tmp_path / "killed")}
     proc = _run(killed, kill_at=7)
     assert proc.returncode == -signal.SIGKILL  # died after step 7; the last checkpoint is step 6

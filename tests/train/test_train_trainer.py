@@ -34,7 +34,7 @@ def test_cli_writes_model_log_curve(tiny_model_dir, tmp_path, mirror, capsys):
     out = tmp_path / "run"
     rc = main(["train", "--dataset", "scifact", "--labels", "human", "--loss", "lsep", "--epochs", "1",
                "--max-steps", "3", "--batch-size", "4", "--group-size", "4", "--base-model", str(tiny_model_dir),
-               "--passage-max-len", "64", "--out", str(out), "--no-show-progress"])
+               "--passage-max-len", "64", "--negatives-k", "0", "--out", str(out), "--no-show-progress"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "model" in printed and "loss" in printed
@@ -70,7 +70,8 @@ def test_llm_labels_train_and_mask_queries_without_positive(tiny_model_dir, tmp_
     path = tmp_path / "judgments.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     cfg = TrainConfig(dataset="scifact", labels=[str(path)], loss="disj", epochs=1, batch_size=4, group_size=3,
-                      base_model=str(tiny_model_dir), passage_max_len=32, out=str(tmp_path / "o"), show_progress=False)
+                      base_model=str(tiny_model_dir), passage_max_len=32, out=str(tmp_path / "o"), show_progress=False,
+                      negatives_k=0)
     train(cfg)
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["train_queries"] == 8 and summary["steps"] == 2

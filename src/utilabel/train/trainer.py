@@ -444,7 +444,8 @@ def _model_card(config: TrainConfig, summary: dict, dataset) -> str:
         f"- dataset: `{dataset.name}`, split `{config.split}`, {summary['train_queries']} training queries",
         f"- labels: {labels}" + (f" (mix `{config.mix_strategy}`, human ratio {config.human_ratio})" if config.human_ratio is not None else ""),
         f"- queries with human labels: {summary['human_queries']}; queries masked (no positive): {summary['masked_queries']}",
-        f"- hard negatives: BM25 top-{config.negatives_k} minus every positive ({config.negative_sampling} sampling), random fill",
+        (f"- hard negatives: BM25 top-{config.negatives_k} minus every positive ({config.negative_sampling} sampling), random fill"
+         if config.negatives_k else "- negatives: random corpus passages (no hard negatives)"),
         "", "## Loss", "",
         f"- `{config.loss}`, temperature {config.temperature}, in-batch negatives: {config.in_batch_negatives}",
         "", "## Hyper-parameters", "",
