@@ -185,6 +185,20 @@ class Stats:
 Parser = Callable[[str], Parsed]
 
 
+def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-serialisable part of a response's ``extra`` (server timings, cached tokens...)."""
+    import json
+
+    out = {}
+    for k, v in (extra or {}).items():
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            continue
+        out[k] = v
+    return out
+
+
 def selection_budget(n: int) -> int:
     """Completion tokens enough for ``My selection:[[1],...,[n]]`` (≈ 5 tokens per id)."""
     return 12 + 6 * n
@@ -242,7 +256,8 @@ class Caller:
                     key, prompt, ctx, attempt, payload,
                     output=resp.text, failure=parsed.failure,
                     prompt_tokens=resp.prompt_tokens, completion_tokens=resp.completion_tokens,
-                    latency_s=resp.latency_s,
+                    latency_s=resp.latency_s, finish_reason=resp.finish_reason,
+                    extra=_jsonable(resp.extra),
                 )
                 self.stats.add(calls_new=1, latency_s=resp.latency_s)
             else:
