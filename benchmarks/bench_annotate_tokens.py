@@ -95,6 +95,8 @@ def run_stats(run_dir: Path) -> dict | None:
         "sec_per_query": statistics.median(per_q.values()) if per_q else float("nan"),
         "mean_sec_per_query": statistics.mean(per_q.values()) if per_q else float("nan"),
         "wall_h": (max(times) - min(times)) / 3600 if times else 0.0,
+        "span": (time.strftime("%H:%M", time.gmtime(min(times))) + "–" + time.strftime("%H:%M UTC", time.gmtime(max(times))))
+        if times else "",
         "calls": len(calls),
         "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in calls),
     }
@@ -130,9 +132,16 @@ def main() -> int:
                 continue
             agree_rows.append(f"| {d.name} | {lab} | {a.queries} | {a.precision:.3f} | {a.recall:.3f} | {a.f1:.3f} | "
                               f"{a.kappa:.3f} | {(a.tp + a.fp) / a.queries:.2f} | {(a.tp + a.fn) / a.queries:.2f} |")
+        if any(j.rank is not None for j in js):
+            for m in (1, 3):
+                top = [Judgment(j.query_id, j.doc_id, j.method, utility=float(j.rank <= m)) for j in js if j.rank]
+                a = agreement(top, qrels, "utility", 0.5)
+                agree_rows.append(f"| {d.name} | rank ≤ {m} | {a.queries} | {a.precision:.3f} | {a.recall:.3f} | "
+                                  f"{a.f1:.3f} | {a.kappa:.3f} | {(a.tp + a.fp) / a.queries:.2f} | "
+                                  f"{(a.tp + a.fn) / a.queries:.2f} |")
         speed_rows.append(f"| {d.name} | {s['queries_labelled']}/{s['queries']} (failed {s['queries_failed']}) | "
                           f"{st['calls']} | {st['sec_per_query']:.0f} s (mean {st['mean_sec_per_query']:.0f} s) | "
-                          f"{st['wall_h']:.2f} h | {json.dumps(fails) if fails else 'none'} |")
+                          f"{st['wall_h']:.2f} h ({st['span']}) | {json.dumps(fails) if fails else 'none'} |")
         coverage.append(d.name)
     # trivial baselines on the same queries and candidates: every candidate positive; BM25 top-1 positive
     base_rows = []

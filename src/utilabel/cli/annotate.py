@@ -7,8 +7,11 @@ import json
 
 from ..errors import ConfigError
 
-DEFAULT_PROMPT_TPS = 60.0  # measured-order defaults for Qwen2.5-Coder-1.5B Q4_K_M on a 2-core CPU
-DEFAULT_GEN_TPS = 8.0
+# Qwen2.5-Coder-1.5B Q4_K_M on embedded llama.cpp, 1 thread, on the shared 2-core CPU this project
+# is developed on (load average ~9): ~15 prompt tok/s, ~4 generated tok/s (BENCHMARKS.md,
+# bench_llm_backends). Pass --prompt-tps / --gen-tps for other hardware or servers.
+DEFAULT_PROMPT_TPS = 15.0
+DEFAULT_GEN_TPS = 4.0
 
 
 def _annotate_args(p: argparse.ArgumentParser) -> None:
