@@ -60,9 +60,11 @@ def main() -> None:
         f"Machine: {machine()} (shared with other jobs). Exact dense search over 5,183 docs, SciFact test (300 queries).", "",
         *rows, "",
         f"Training: loss `{c['loss']}`, {summary['train_queries']} queries, {c['epochs']} epoch(s), {summary['steps']} steps, "
-        f"batch {c['batch_size']} queries × group {c['group_size']} (1 positive + BM25 hard negatives), lengths "
+        f"batch {c['batch_size']} queries × group {c['group_size']} (positives, at most {c['max_positives']}, + BM25 top-{c['negatives_k']} "
+        f"hard negatives; in-batch negatives), lengths "
         f"{c['query_max_len']}/{c['passage_max_len']}, lr {c['lr']}, temperature {c['temperature']}; "
-        f"{summary['seconds'] / 60:.1f} min on CPU ({summary['examples_per_second']} queries/s).",
+        f"{summary['seconds'] / 60:.1f} min of training on 2 shared CPU cores ({summary['examples_per_second']} queries/s), "
+        "plus about 20 min per model to encode the corpus for evaluation.",
     ])
     update_section("train_scifact", md)
     print(md)

@@ -395,7 +395,7 @@ def plot_loss(records: list[dict], path: Path) -> None:
     losses = [r["loss"] for r in records]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(steps, losses, lw=0.8, alpha=0.5, label="loss")
-    w = max(1, len(losses) // 20)
+    w = max(1, min(len(losses) // 2, max(5, len(losses) // 10)))
     if len(losses) > w > 1:
         avg = [sum(losses[i - w + 1 : i + 1]) / w for i in range(w - 1, len(losses))]
         ax.plot(steps[w - 1 :], avg, lw=1.6, label=f"mean of {w}")
