@@ -133,9 +133,13 @@ def write_report(config: ExperimentConfig, notes: list[str] | None = None, path:
     if notes:
         lines += ["", "**Notes from the run:**", ""] + [f"- {n}" for n in notes]
 
+    seeds = sorted({r["seed"] for r in records if r.get("study") != "reference"})
     lines += ["", f"## Retrieval: human vs LLM labels ({metric})", "",
               "Trained on " + f"{config.train_dataset}/{config.train_split}; "
-              "in-domain = the first column; all other columns are out-of-domain.", ""]
+              f"{config.train_dataset} is in-domain, every other column out-of-domain. "
+              + (f"Cells are mean ± std over {len(seeds)} seeds." if len(seeds) > 1 else
+                 "One seed per model, so no ± is shown: differences of a few points are within run-to-run noise."),
+              ""]
     lines.append(_table(ref_rows + rows_by_kind["labels"], all_ds, ret, metric))
     lines += ["", "R@100:", "", _table(ref_rows + rows_by_kind["labels"], all_ds, ret, "R@100")]
 
