@@ -140,7 +140,7 @@ def main() -> int:
                 agree_rows.append(f"| {d.name} | rank ≤ {m} | {a.queries} | {a.precision:.3f} | {a.recall:.3f} | "
                                   f"{a.f1:.3f} | {a.kappa:.3f} | {(a.tp + a.fp) / a.queries:.2f} | "
                                   f"{(a.tp + a.fn) / a.queries:.2f} |")
-        speed_rows.append(f"| {d.name} | {s['queries_labelled']}/{s['queries']} (failed {s['queries_failed']}) | "
+        speed_rows.append(f"| {d.name} | `{s['prompt_id']}` | {s['queries_labelled']}/{s['queries']} (failed {s['queries_failed']}) | "
                           f"{st['calls']} | {st['sec_per_query']:.0f} s (mean {st['mean_sec_per_query']:.0f} s) | "
                           f"{st['wall_h']:.2f} h ({st['span']}) | {json.dumps(fails) if fails else 'none'} |")
         coverage.append(d.name)
@@ -187,9 +187,9 @@ def main() -> int:
         "",
         "### Real runs (`utilabel annotate`, embedded llama.cpp, 1 thread, passages ≤ 80 words)",
         "",
-        "| run | queries labelled | calls | median (mean) s/query | wall span | parse failures |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *(speed_rows or ["| (no runs found) | | | | | |"]),
+        "| run | prompts | queries labelled | calls | median (mean) s/query | wall span | parse failures |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *(speed_rows or ["| (no runs found) | | | | | | |"]),
         "",
         "### `--dry-run` estimate vs the real run (same queries; ≈ 4 chars/token, 40 % selected assumed)",
         "",
