@@ -155,11 +155,12 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=4)
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--encode-docs", type=int, default=512)
+    ap.add_argument("--encode-docs", type=int, default=256)
     ap.add_argument("--encode-len", type=int, default=256)
     ap.add_argument("--encode-batch", type=int, default=32)
-    ap.add_argument("--encode-queries", type=int, default=1024, help="short texts (SciFact claims) for the extra row")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--encode-queries", type=int, default=512, help="short texts (SciFact claims) for the extra row")
+    ap.add_argument("--rounds", type=int, default=3, help="encoding rounds (best of)")
+    ap.add_argument("--train-rounds", type=int, default=2, help="alternating subprocess runs per trainer (best rate, max RSS)")
     ap.add_argument("--child", choices=["ours", "st"])
     ap.add_argument("--tmp")
     args = ap.parse_args()
@@ -170,15 +171,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         args.tmp = tmp
         (Path(tmp) / "groups.json").write_text(json.dumps(_groups(args, Path(tmp))))
-        res = {}
-        for who in ("st", "ours"):
+        res: dict = {}
+        for who in ("st", "ours") * args.train_rounds:  # alternate: load on the shared machine drifts
             cmd = [sys.executable, __file__, "--child", who, "--tmp", tmp, "--steps", str(args.steps), "--batch",
                    str(args.batch), "--group", str(args.group), "--max-len", str(args.max_len), "--threads", str(args.threads)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
             if proc.returncode or not line:
                 sys.exit(f"{who} child failed:\n{proc.stderr[-3000:]}")
-            res[who] = json.loads(line[-1][7:])
+            got = json.loads(line[-1][7:])
+            prev = res.get(who, {"rate": 0.0, "rss_mb": 0.0})
+            res[who] = {"rate": max(prev["rate"], got["rate"]), "rss_mb": max(prev["rss_mb"], got["rss_mb"])}
     enc = bench_encode(args)
     speed = res["ours"]["rate"] / res["st"]["rate"]
     mem = res["ours"]["rss_mb"] / res["st"]["rss_mb"]
@@ -193,7 +196,8 @@ def main() -> None:
         "numbers are noisy — ratios come from the same run.", "",
         f"Training: all-MiniLM-L6-v2, batch {args.batch} queries × group {args.group} (1 positive + {args.group - 1} BM25 "
         f"negatives, identical groups for both), max length {args.max_len}, in-batch negatives, temperature 0.05 "
-        f"(scale 20), AdamW lr 2e-5; {args.steps} timed steps after 1 warm-up step; each trainer in its own subprocess.", "",
+        f"(scale 20), AdamW lr 2e-5; {args.steps} timed steps after 1 warm-up step; each trainer in its own subprocess, "
+        f"{args.train_rounds} alternating runs each (best rate, largest peak RSS).", "",
         "| | utilabel `train` | ST trainer + MNRL | ratio | target | |",
         "|---|---|---|---|---|---|",
         f"| training examples/s | {res['ours']['rate']:.2f} | {res['st']['rate']:.2f} | {speed:.2f}× | ≥ 1.2× | {verdict(speed >= 1.2)} |",
@@ -202,7 +206,9 @@ def main() -> None:
         f"| encoding short texts/s (claims, extra) | {enc['ours_q']:.1f} | {enc['st_q']:.1f} | {enc['ours_q'] / enc['st_q']:.2f}× | | |",
         "",
         f"Encoding: {args.encode_docs} SciFact abstracts, max length {args.encode_len}, batch {args.encode_batch}, best of "
-        f"{args.rounds} alternating rounds; max |difference| of the embeddings {enc['max_abs_diff']:.1e}.",
+        f"{args.rounds} alternating rounds; max |difference| of the embeddings {enc['max_abs_diff']:.1e}. "
+        "Passage encoding is compute-bound (SciFact abstracts fill the 256-token limit, so sorting by length "
+        "saves little padding); repeated runs on this busy machine moved the ratios by ±0.5×.",
     ])
     update_section("train_speed", md)
     print(md)
