@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import DataFormatError
 from ..fileio import atomic_write
 from ..records import Document, Qrels, Query
-from .textio import iter_lines
+from .textio import iter_lines, read_pairs
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -81,29 +81,22 @@ def read_queries(path: str | Path) -> dict[str, Query]:
 
 def read_qrels_tsv(path: str | Path) -> Qrels:
     """Read a BEIR qrels tsv (``query-id corpus-id score``, optional header)."""
-    qrels: Qrels = {}
-    n = 0
-    for lineno, line in iter_lines(path):
+
+    def parse(lineno: int, line: str):
         if not line.strip():
-            continue
+            return None
         parts = line.rstrip("\n\r").split("\t")
         if lineno == 1 and parts[0].strip().lower() in ("query-id", "query_id", "qid"):
-            continue
+            return None
         if len(parts) != 3:
             raise DataFormatError(path, lineno, f"expected 3 tab-separated columns, got {len(parts)}")
         qid, did, rel = (p.strip() for p in parts)
         try:
-            relevance = int(float(rel))
+            return qid, did, int(float(rel))
         except ValueError:
             raise DataFormatError(path, lineno, f"relevance {rel!r} is not a number") from None
-        docs = qrels.setdefault(qid, {})
-        if did in docs:
-            raise DataFormatError(path, lineno, f"duplicate judgment for query {qid!r}, doc {did!r}")
-        docs[did] = relevance
-        n += 1
-    if n == 0:
-        raise DataFormatError(path, None, "file is empty")
-    return qrels
+
+    return read_pairs(path, parse)
 
 
 def write_corpus(path: str | Path, docs: Iterable[Document]) -> None:

@@ -6,10 +6,13 @@ Lines are decoded one at a time so that invalid UTF-8 is reported at its exact l
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import DataFormatError
+
+V = TypeVar("V")
 
 
 def _open_binary(path: Path):
@@ -27,3 +30,28 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise DataFormatError(path, lineno, "not valid UTF-8") from None
+
+
+def read_pairs(path: str | Path, parse: Callable[[int, str], tuple[str, str, V] | None],
+               duplicate: str = "duplicate judgment for query {qid!r}, doc {did!r}") -> dict[str, dict[str, V]]:
+    """Read a ``{query_id: {doc_id: value}}`` table (qrels, runs) line by line.
+
+    ``parse(lineno, line)`` returns ``(query_id, doc_id, value)`` or None to skip the line, and raises
+    :class:`DataFormatError` for a malformed one; a repeated (query, doc) pair and an empty file are
+    errors here, named by file and line.
+    """
+    table: dict[str, dict[str, V]] = {}
+    n = 0
+    for lineno, line in iter_lines(path):
+        row = parse(lineno, line)
+        if row is None:
+            continue
+        qid, did, value = row
+        docs = table.setdefault(qid, {})
+        if did in docs:
+            raise DataFormatError(path, lineno, duplicate.format(qid=qid, did=did))
+        docs[did] = value
+        n += 1
+    if n == 0:
+        raise DataFormatError(path, None, "file is empty")
+    return table

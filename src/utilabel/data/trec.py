@@ -12,31 +12,22 @@ from pathlib import Path
 from ..errors import DataFormatError
 from ..fileio import atomic_write
 from ..records import Qrels, Query, Run
-from .textio import iter_lines
+from .textio import iter_lines, read_pairs
 
 
 def read_trec_qrels(path: str | Path) -> Qrels:
-    qrels: Qrels = {}
-    n = 0
-    for lineno, line in iter_lines(path):
+    def parse(lineno: int, line: str):
         parts = line.split()
         if not parts:
-            continue
+            return None
         if len(parts) != 4:
             raise DataFormatError(path, lineno, f"expected 4 columns 'qid iter docid rel', got {len(parts)}")
-        qid, _, did, rel = parts
         try:
-            relevance = int(rel)
+            return parts[0], parts[2], int(parts[3])
         except ValueError:
-            raise DataFormatError(path, lineno, f"relevance {rel!r} is not an integer") from None
-        docs = qrels.setdefault(qid, {})
-        if did in docs:
-            raise DataFormatError(path, lineno, f"duplicate judgment for query {qid!r}, doc {did!r}")
-        docs[did] = relevance
-        n += 1
-    if n == 0:
-        raise DataFormatError(path, None, "file is empty")
-    return qrels
+            raise DataFormatError(path, lineno, f"relevance {parts[3]!r} is not an integer") from None
+
+    return read_pairs(path, parse)
 
 
 def write_trec_qrels(path: str | Path, qrels: Qrels) -> None:
@@ -47,28 +38,20 @@ def write_trec_qrels(path: str | Path, qrels: Qrels) -> None:
 
 
 def read_trec_run(path: str | Path) -> Run:
-    run: Run = {}
-    n = 0
-    for lineno, line in iter_lines(path):
+    def parse(lineno: int, line: str):
         parts = line.split()
         if not parts:
-            continue
+            return None
         if len(parts) != 6:
             raise DataFormatError(path, lineno, f"expected 6 columns 'qid Q0 docid rank score tag', got {len(parts)}")
         qid, _, did, rank, score, _ = parts
         try:
             int(rank)
-            value = float(score)
+            return qid, did, float(score)
         except ValueError:
             raise DataFormatError(path, lineno, f"rank {rank!r} or score {score!r} is not a number") from None
-        docs = run.setdefault(qid, {})
-        if did in docs:
-            raise DataFormatError(path, lineno, f"duplicate doc {did!r} for query {qid!r}")
-        docs[did] = value
-        n += 1
-    if n == 0:
-        raise DataFormatError(path, None, "file is empty")
-    return run
+
+    return read_pairs(path, parse, duplicate="duplicate doc {did!r} for query {qid!r}")
 
 
 def sorted_hits(docs: dict[str, float]) -> list[tuple[str, float]]:

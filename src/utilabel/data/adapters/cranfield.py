@@ -14,7 +14,7 @@ from ...errors import DataFormatError
 from ...records import Document, Query
 from ..beir import write_corpus, write_qrels_tsv, write_queries
 from ..registry import DatasetSpec, register
-from ..textio import iter_lines
+from ..textio import iter_lines, read_pairs
 
 
 def parse_smart(path: Path) -> list[tuple[str, dict[str, str]]]:
@@ -47,21 +47,20 @@ def prepare(source: Path, out: Path) -> dict:
     docs = [Document(i, f.get("W", ""), f.get("T", "")) for i, f in parse_smart(source / "cran.all.1400")]
     queries = [Query(str(k), f.get("W", "")) for k, (_, f) in enumerate(parse_smart(source / "cran.qry"), start=1)]
     path = source / "cranqrel"
-    qrels: dict[str, dict[str, int]] = {}
-    for lineno, line in iter_lines(path):
+
+    def parse(lineno: int, line: str):
         parts = line.split()
         if not parts:
-            continue
+            return None
         if len(parts) != 3:
             raise DataFormatError(path, lineno, f"expected 3 columns 'qnum docid code', got {len(parts)}")
-        q, d, code = parts
         try:
-            c = int(code)
+            code = int(parts[2])
         except ValueError:
-            raise DataFormatError(path, lineno, f"relevance code {code!r} is not an integer") from None
-        if d in qrels.get(q, {}):
-            raise DataFormatError(path, lineno, f"duplicate judgment for query {q!r}, doc {d!r}")
-        qrels.setdefault(q, {})[d] = 5 - c if 1 <= c <= 4 else 0
+            raise DataFormatError(path, lineno, f"relevance code {parts[2]!r} is not an integer") from None
+        return parts[0], parts[1], 5 - code if 1 <= code <= 4 else 0
+
+    qrels = read_pairs(path, parse)
     write_corpus(out / "corpus.jsonl", docs)
     write_queries(out / "queries.jsonl", queries)
     write_qrels_tsv(out / "qrels" / "test.tsv", qrels)
