@@ -39,7 +39,7 @@ def main() -> None:
     text = "\n".join([
         "## Demo wall time (`benchmarks/bench_demo.py`)", "",
         f"Machine: {machine()}; 1-min load average {load[0]:.1f} at start, {load_end[0]:.1f} at end "
-        f"(the cores were shared with other jobs). {args.note}".strip(), "",
+        f"{'(the cores were shared with other jobs)' if load[0] >= 1.5 else '(idle machine)'}. {args.note}".strip(), "",
         f"`utilabel demo` with defaults (6 SciFact train queries × 5 candidates, pointwise annotation with "
         f"smollm2-135m, 6 training steps per model, re-ranking evaluation of 30 queries on SciFact and ArguAna), "
         f"cold caches: **{res.seconds / 60:.1f} min** wall (target ≤ 10 min): {steps}; the process used "
