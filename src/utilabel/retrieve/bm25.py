@@ -9,6 +9,7 @@ Defaults ``k1=0.9, b=0.4`` are Anserini/Pyserini's BM25 defaults.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ class BM25Retriever:
     def __init__(self, corpus: Mapping[str, Document], config: BM25Config | None = None, show_progress: bool = False):
         import bm25s
         from bm25s.tokenization import Tokenizer
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG itself
 
         if not corpus:
             raise ConfigError("cannot index an empty corpus")
