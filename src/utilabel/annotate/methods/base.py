@@ -7,6 +7,7 @@ model's passage numbers back through ``order``. Shared steps:
 
 * :func:`relevance_step` — relevance selection over the shown passages;
 * :func:`pseudo_answer_step` — an answer written from the given passages only;
+* :func:`relevance_then_answer` — the two in sequence (relevance labels + pseudo-answer);
 * :func:`utility_step` — utility selection among given passages given the question and a
   pseudo-answer (written by :func:`pseudo_answer_step`, or jointly in the same call when
   ``config.joint``).
@@ -100,6 +101,18 @@ def pseudo_answer_step(method: Method, item: QueryItem, given: Sequence[int], ca
         method.ctx(item, "pseudo_answer", vote),
     )
     return parsed.value if parsed.ok else None
+
+
+def relevance_then_answer(method: Method, item: QueryItem, order: Sequence[int], caller,
+                          vote: int) -> tuple[dict[int, float] | None, str | None]:
+    """The pipeline's first two steps: relevance labels over ``order``, then a pseudo-answer written
+    from the relevance-selected passages only. ``(None, None)`` when relevance selection failed,
+    ``(relevance, None)`` when the answer step failed (no label is ever a default)."""
+    selected = relevance_step(method, item, order, caller, vote)
+    if selected is None:
+        return None, None
+    relevance = {i: float(i in selected) for i in order}
+    return relevance, pseudo_answer_step(method, item, selected, caller, vote)
 
 
 def utility_step(method: Method, item: QueryItem, given: Sequence[int], caller, vote: int) -> tuple[str, list[int]] | None:

@@ -16,7 +16,7 @@ import math
 
 from ..core import VoteResult
 from ..prompts import get_prompt
-from .base import Method, pseudo_answer_step, register_method, relevance_step
+from .base import Method, register_method, relevance_then_answer
 
 YES = ("yes", "Yes")
 NO = ("no", "No")
@@ -54,11 +54,7 @@ class Pointwise(Method):
         relevance = None
         values = {"question": item.question}
         if cfg.answer_source == "relsel":
-            selected = relevance_step(self, item, order, caller, vote)
-            if selected is None:
-                return VoteResult()
-            relevance = {i: float(i in selected) for i in order}
-            answer = pseudo_answer_step(self, item, selected, caller, vote)
+            relevance, answer = relevance_then_answer(self, item, order, caller, vote)
             if answer is None:
                 return VoteResult(relevance=relevance)
             values["answer"] = answer

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..core import VoteResult, selection_budget
 from ..parsing import parse_ranking
 from ..prompts import get_prompt
-from .base import Method, pseudo_answer_step, register_method, relevance_step
+from .base import Method, register_method, relevance_then_answer
 
 
 def sliding_windows(n: int, window: int, stride: int) -> list[tuple[int, int]]:
@@ -50,11 +50,7 @@ class UtilityRanking(Method):
 
     def run(self, item, order, caller, vote):
         cfg = self.config
-        selected = relevance_step(self, item, order, caller, vote)
-        if selected is None:
-            return VoteResult()
-        relevance = {i: float(i in selected) for i in order}
-        answer = pseudo_answer_step(self, item, selected, caller, vote)
+        relevance, answer = relevance_then_answer(self, item, order, caller, vote)
         if answer is None:
             return VoteResult(relevance=relevance)
         ranking = list(order)
