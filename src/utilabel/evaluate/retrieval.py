@@ -74,6 +74,7 @@ def evaluate_run(run: Run, qrels: Qrels, measures: Iterable[str | Measure] = DEF
         raise ConfigError(f"relevance_level must be ≥ 1, got {relevance_level}")
     ms = [m if isinstance(m, Measure) else parse_measure(m) for m in measures]
     names = [str(m) for m in ms]
+    need_ideal = any(m.name == "nDCG" for m in ms)
     max_judged = max((len(d) for d in qrels.values()), default=0)
     max_run = max((len(d) for d in run.values()), default=0)
     disc = [1.0 / math.log2(i + 2) for i in range(max(max_judged, max_run) + 1)]
@@ -84,19 +85,20 @@ def evaluate_run(run: Run, qrels: Qrels, measures: Iterable[str | Measure] = DEF
             docs = {d: s for d, s in docs.items() if d != qid}
         hits = _relevant_ranks(docs, grades) if docs else []
         num_rel = sum(1 for g in grades.values() if g >= relevance_level)
-        per_query[qid] = {name: _measure(m, hits, grades, num_rel, relevance_level, disc)
+        ideal = sorted((g for g in grades.values() if g > 0), reverse=True) if need_ideal else []
+        per_query[qid] = {name: _measure(m, hits, ideal, num_rel, relevance_level, disc)
                           for m, name in zip(ms, names)}
     n = len(per_query)
     mean = {name: (math.fsum(v[name] for v in per_query.values()) / n if n else 0.0) for name in names}
     return EvalResult(mean, per_query)
 
 
-def _measure(m: Measure, hits: list[tuple[int, int]], grades: dict[str, int], num_rel: int,
+def _measure(m: Measure, hits: list[tuple[int, int]], ideal: list[int], num_rel: int,
              level: int, disc: list[float]) -> float:
+    """One measure of one query; ``ideal`` = the query's positive grades, best first (for nDCG)."""
     k = m.cutoff
     if m.name == "nDCG":
-        ideal = sorted((g for g in grades.values() if g > 0), reverse=True)[:k]
-        idcg = sum(g * disc[i] for i, g in enumerate(ideal))
+        idcg = sum(g * disc[i] for i, g in enumerate(ideal[:k]))
         if idcg <= 0:
             return 0.0
         return sum(g * disc[r - 1] for r, g in hits if k is None or r <= k) / idcg
