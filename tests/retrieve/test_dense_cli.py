@@ -25,10 +25,11 @@ def tiny_scifact(mirror, tmp_path_factory):
     return out
 
 
-def test_retrieve_dense_writes_a_trec_run_and_evaluates(tiny_scifact, tmp_path, capsys):
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_retrieve_dense_writes_a_trec_run_and_evaluates(tiny_scifact, tmp_path, capsys, quantize):
     out = tmp_path / "run.trec"
     rc = main(["retrieve", "dense", "--dataset", str(tiny_scifact), "--out", str(out), "--k", "10",
-               "--max-length", "64", "--evaluate"])
+               "--max-length", "64", "--evaluate", "--quantize", quantize])
     assert rc == 0
     run = read_trec_run(out)
     assert len(run) == 5 and all(len(v) == 10 for v in run.values())

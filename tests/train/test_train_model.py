@@ -59,3 +59,31 @@ def test_encode_order_and_errors(tiny_model_dir):
         enc.encode(TEXTS, "doc")
     with pytest.raises(ConfigError, match="pooling must be one of mean, cls"):
         ModelConfig(pooling="max")
+
+
+def test_int8_encoder_quantises_every_linear_layer_and_stays_close(mirror):
+    """quantize='int8' replaces each nn.Linear by a dynamic int8 one; on real SciFact abstracts the
+    embeddings stay close to float32 (measured on 128 abstracts: cosine min 0.97, mean 0.98)."""
+    import torch
+
+    from utilabel.data.registry import load_dataset
+
+    texts = [d.full_text() for d in list(load_dataset("scifact").corpus.values())[:48]]
+    fp32 = load_encoder(None, "cpu")
+    int8 = load_encoder(None, "cpu", quantize="int8")
+    assert int8 is not fp32 and int8.query_model is int8.passage_model
+    n_linear = sum(isinstance(m, torch.nn.Linear) for m in fp32.passage_model.modules())  # float32 untouched
+    assert n_linear == 6 * 6 + 1  # q, k, v, attention out, FFN in, FFN out per layer + pooler
+    assert not any(isinstance(m, torch.nn.Linear) for m in int8.passage_model.modules())
+    assert sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.passage_model.modules()) == n_linear
+    a, b = fp32.encode(texts, "passage", 16), int8.encode(texts, "passage", 16)
+    cos = (a * b).sum(axis=1)
+    assert np.abs(a - b).max() > 1e-3  # really quantised
+    assert cos.min() > 0.93 and cos.mean() > 0.96
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ConfigError, match="quantize must be one of none, int8; got 'fp4'"):
+        load_encoder(None, "cpu", quantize="fp4")
+    with pytest.raises(ConfigError, match="runs on the CPU only; got device 'cuda'"):
+        from utilabel.train.model import check_quantize
+
+        check_quantize("int8", "cuda")

@@ -4,7 +4,7 @@ Owns the encoder loading for retrieval (any sentence-transformers folder, a mode
 :mod:`utilabel.train` — with an optional untied ``query_encoder/`` tower — or the bundled
 all-MiniLM-L6-v2 under the name ``"default"``), the on-disk embedding cache and the index.
 
-Embedding cache: ``data_home()/embeddings/<model key>-<corpus key>-L<max_length>/``. The model
+Embedding cache: ``data_home()/embeddings/<model key>-<corpus key>-L<max_length>[-int8]/``. The model
 key hashes the content of the model folder (weights and configs), so retraining into the same
 folder invalidates it; the corpus key hashes every (doc id, text). Encoding runs in shards that
 are written atomically as they finish, so an interrupted encode resumes from the last shard and a
@@ -31,6 +31,7 @@ from ..errors import ConfigError, DataFormatError, UnknownNameError, require
 from ..fileio import atomic_write
 from ..records import Document, Query, Run
 from ..settings import cache_dir
+from ..train.model import QUANTIZE_MODES, check_quantize, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class DenseConfig:
     ``max_length``: tokens kept per passage/query (longer text is truncated);
     ``batch_size``: texts per forward pass; ``shard_size``: passages per cached shard;
     ``index``: ``flat`` | ``ivf`` | ``hnsw``; ``nlist``/``nprobe`` for IVF; ``hnsw_m``/``ef_search``
-    for HNSW; ``cache``: read/write the embedding cache.
+    for HNSW; ``cache``: read/write the embedding cache; ``quantize``: ``none`` (float32) or
+    ``int8`` (dynamically quantised linear layers, CPU only: about 1.6× faster encoding for about
+    -0.005 nDCG@10 on SciFact with all-MiniLM-L6-v2; cached apart from float32 embeddings).
     """
 
     max_length: int = 256
@@ -60,10 +63,13 @@ class DenseConfig:
     ef_search: int = 128
     cache: bool = True
     show_progress: bool = False
+    quantize: str = "none"
 
     def __post_init__(self):
         if self.index not in INDEX_TYPES:
             raise UnknownNameError("index type", self.index, INDEX_TYPES)
+        if self.quantize not in QUANTIZE_MODES:
+            raise UnknownNameError("quantize mode", self.quantize, QUANTIZE_MODES)
         for name in ("max_length", "query_max_length", "batch_size", "shard_size", "nlist", "nprobe",
                      "hnsw_m", "ef_search"):
             value = getattr(self, name)
@@ -129,6 +135,11 @@ class DenseEncoder:
         qdir = self.path / "query_encoder"
         self.query_model = st.SentenceTransformer(str(qdir), device=device) if (qdir / "modules.json").exists() \
             else self.passage_model
+        if self.config.quantize == "int8":
+            check_quantize("int8", device)
+            tied = self.query_model is self.passage_model
+            self.passage_model = quantize_int8(self.passage_model)
+            self.query_model = self.passage_model if tied else quantize_int8(self.query_model)
         meta_path = self.path / "utilabel_model.json"
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
         self.prefix = {"query": str(meta.get("query_prefix", "") or ""),
@@ -159,7 +170,8 @@ class DenseEncoder:
 # ----------------------------------------------------------------------------------- embeddings
 
 def _cache_folder(model_key: str, corpus_key: str, config: DenseConfig) -> Path:
-    return cache_dir("embeddings") / f"{model_key[:20]}-{corpus_key[:20]}-L{config.max_length}"
+    suffix = "" if config.quantize == "none" else f"-{config.quantize}"
+    return cache_dir("embeddings") / f"{model_key[:20]}-{corpus_key[:20]}-L{config.max_length}{suffix}"
 
 
 def encode_corpus(encoder: DenseEncoder, corpus: Mapping[str, Document], model_key: str | None = None
@@ -200,7 +212,7 @@ def encode_corpus(encoder: DenseEncoder, corpus: Mapping[str, Document], model_k
         np.save(fh, emb)
     with atomic_write(folder / "meta.json") as fh:
         json.dump({"model": str(encoder.path), "model_key": model_key, "docs": len(doc_ids),
-                   "max_length": config.max_length}, fh)
+                   "max_length": config.max_length, "quantize": config.quantize}, fh)
     for p in folder.glob("shard-*.npy"):
         p.unlink()
     return doc_ids, emb

@@ -14,9 +14,9 @@ from .model import load_encoder
 
 
 def exact_search(model_dir, dataset, split: str, k: int = 100, batch_size: int = 64, device: str | None = None,
-                 show_progress: bool = False) -> Run:
+                 show_progress: bool = False, quantize: str = "none") -> Run:
     """Top-``k`` run of ``split``'s queries over the whole corpus by exact inner product."""
-    enc = load_encoder(model_dir, device)
+    enc = load_encoder(model_dir, device, quantize)
     doc_ids = list(dataset.corpus)
     docs = enc.encode([dataset.corpus[d].full_text() for d in doc_ids], "passage", batch_size, show_progress)
     queries = dataset.split_queries(split)
