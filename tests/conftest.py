@@ -35,3 +35,22 @@ def mirror() -> Path:
     if not MIRROR.is_dir():
         pytest.skip(f"source mirror {MIRROR} not found")
     return MIRROR
+
+
+@pytest.fixture(scope="session")
+def start_smol_server():
+    """``start(**kw)``: a real llama.cpp server (xllamacpp, 127.0.0.1, free port) with SmolLM2-135M, or
+    skip the test when xllamacpp or the model package is missing; the caller stops it. ``kw``:
+    ``n_ctx``, ``n_parallel``, ``n_threads``."""
+
+    def start(**kw):
+        pytest.importorskip("xllamacpp")
+        from utilabel.llm.backends.llamacpp import start_local_server
+        from utilabel.llm.models import ModelNotInstalledError
+
+        try:
+            return start_local_server("smollm2-135m", **kw)
+        except ModelNotInstalledError as exc:
+            pytest.skip(str(exc))
+
+    return start

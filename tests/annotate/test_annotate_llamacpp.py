@@ -31,15 +31,8 @@ WORDS = 20  # short passages keep SmolLM2 calls around a second
 
 
 @pytest.fixture(scope="module")
-def server():
-    pytest.importorskip("xllamacpp")
-    from utilabel.llm.backends.llamacpp import start_local_server
-    from utilabel.llm.models import ModelNotInstalledError
-
-    try:
-        srv = start_local_server("smollm2-135m", n_ctx=2048, n_parallel=1, n_threads=1)
-    except ModelNotInstalledError as exc:
-        pytest.skip(str(exc))
+def server(start_smol_server):
+    srv = start_smol_server(n_ctx=2048, n_parallel=1, n_threads=1)  # one 2,048-token slot: prompts list passages
     yield srv
     srv.stop()
 

@@ -16,15 +16,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def smol_server():
-    pytest.importorskip("xllamacpp")
-    from utilabel.llm.backends.llamacpp import start_local_server
-    from utilabel.llm.models import ModelNotInstalledError
-
-    try:
-        server = start_local_server("smollm2-135m", n_ctx=1024, n_parallel=2, n_threads=1)
-    except ModelNotInstalledError as exc:
-        pytest.skip(str(exc))
+def smol_server(start_smol_server):
+    server = start_smol_server(n_ctx=1024, n_parallel=2, n_threads=1)  # two 512-token slots
     yield server
     server.stop()
 
