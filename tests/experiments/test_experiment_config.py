@@ -44,7 +44,24 @@ def test_yaml_round_trip(tmp_path):
     ({"studies": [{"name": "s", "kind": "grid"}]}, "study 's': unknown kind 'grid'; valid: labels, noise, ratio"),
     ({"sources": [{"name": "llm", "kind": "judgments"}]}, "label source 'llm': a judgments source needs 'path'"),
     ({"studies": [{"name": "s", "noise_rates": [1.0]}]}, r"noise_rates must be in \[0.0, 0.95\]"),
+    ({"dense": {"quantize": "fp8"}}, "dense.quantize must be 'none' or 'int8', got 'fp8'"),
 ])
 def test_bad_configs_are_rejected_with_clear_messages(patch, message):
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig.from_dict({**BASE, **patch})
+
+
+def test_result_keys_carry_the_quantisation_and_float32_keys_are_unchanged():
+    """Results keyed before ``dense.quantize`` existed stay valid; int8 results get keys of their own."""
+    import hashlib
+    import json
+
+    from utilabel.experiments.runner import ExperimentRunner
+
+    old_dense = {"max_length": 128, "query_max_length": 32, "batch_size": 64, "index": "flat", "k": 100}
+    old_tag = hashlib.sha256(json.dumps([old_dense], sort_keys=True).encode()).hexdigest()[:8]
+    fp32 = ExperimentRunner(ExperimentConfig.from_dict(BASE))
+    int8 = ExperimentRunner(ExperimentConfig.from_dict({**BASE, "dense": {"quantize": "int8"}}))
+    assert fp32._key("base", 0, "scifact", "retrieval") == f"base|s0|scifact|retrieval|{old_tag}"
+    assert int8._key("base", 0, "scifact", "retrieval") != fp32._key("base", 0, "scifact", "retrieval")
+    assert int8._key("BM25", 0, "scifact", "retrieval") == fp32._key("BM25", 0, "scifact", "retrieval")

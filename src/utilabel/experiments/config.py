@@ -106,17 +106,21 @@ class TrainSettings:
 
 @dataclass
 class DenseSettings:
-    """Encoding for evaluation: passage/query max lengths, batch size, index type."""
+    """Encoding for evaluation: passage/query max lengths, batch size, index type, and ``quantize``
+    (``none`` = float32, or ``int8``: faster CPU encoding, slightly lower scores — see docs/experiments.md)."""
 
     max_length: int = 128
     query_max_length: int = 32
     batch_size: int = 64
     index: str = "flat"
     k: int = 100
+    quantize: str = "none"
 
     def __post_init__(self):
         _check_range("dense", "max_length", self.max_length, 8, 8192)
         _check_range("dense", "k", self.k, 10, 10000)
+        if self.quantize not in ("none", "int8"):
+            raise ConfigError(f"dense.quantize must be 'none' or 'int8', got {self.quantize!r}")
 
 
 @dataclass

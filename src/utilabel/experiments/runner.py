@@ -338,7 +338,10 @@ class ExperimentRunner:
         settings too, so changing them never silently reuses results computed under others."""
         parts = []
         if row != BM25_ROW:
-            parts.append(asdict(self.config.dense))
+            dense = asdict(self.config.dense)
+            if dense["quantize"] == "none":  # float32 keys stay those of runs made before the option existed
+                del dense["quantize"]
+            parts.append(dense)
         if kind == "rag":
             parts.append(asdict(self.config.rag))
         tag = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8] if parts else ""
@@ -365,7 +368,7 @@ class ExperimentRunner:
 
         d = self.config.dense
         cfg = DenseConfig(max_length=d.max_length, query_max_length=d.query_max_length, batch_size=d.batch_size,
-                          index=d.index, show_progress=self.show_progress)
+                          index=d.index, show_progress=self.show_progress, quantize=d.quantize)
         retriever = DenseRetriever(ds.corpus, model_path or self.config.train.base_model, cfg)
         return retriever.search(queries, k=k)
 
