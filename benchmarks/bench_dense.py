@@ -71,6 +71,7 @@ def main() -> None:
                       batch_size=args.batch_size)
     model = SentenceTransformer(str(resolve_model("default")), device="cpu")
     rows = []
+    load_start = os.getloadavg()[0]
     for name in args.datasets:
         ds = load_dataset(name)
         queries = ds.split_queries("test")
@@ -84,7 +85,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     lines = [
         "## Dense retrieval: encode + index + search (`benchmarks/bench_dense.py`)", "",
-        f"Machine: {machine()} (shared with other jobs: absolute times are noisy, ratios less so). "
+        f"Machine: {machine()}; 1-min load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        "(other jobs make absolute times noisy, ratios less so). "
         f"all-MiniLM-L6-v2, passages cut to {args.max_length} tokens and queries to {args.query_max_length} on both sides, batch {args.batch_size}, top-{args.k}, "
         "every test query, full corpus. Peer: `SentenceTransformer.encode` + numpy brute force (`q @ D.T`, "
         "argpartition). utilabel cold = empty embedding cache (encode + write shards + FAISS flat index + search); "
