@@ -36,6 +36,13 @@ def test_saved_model_loads_in_sentence_transformers(tiny_model_dir, tmp_path, ti
         stq = SentenceTransformer(str(out / "query_encoder"), device="cpu")
         np.testing.assert_allclose(stq.encode(TEXTS), queries, atol=1e-5)
         assert np.abs(queries - ours).max() > 1e-3
+        import torch
+
+        int8 = load_encoder(out, "cpu", quantize="int8")  # both towers quantised, still two towers
+        assert int8.query_model is not int8.passage_model
+        for m in (int8.query_model, int8.passage_model):
+            assert not any(isinstance(x, torch.nn.Linear) for x in m.modules())
+        assert np.abs(int8.encode(TEXTS, "query") - int8.encode(TEXTS, "passage")).max() > 1e-3
 
 
 def test_base_model_matches_sentence_transformers():
