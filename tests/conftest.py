@@ -54,3 +54,27 @@ def start_smol_server():
             pytest.skip(str(exc))
 
     return start
+
+
+
+@pytest.fixture(scope="session")
+def beir_subset(mirror):
+    """``make(dataset, n_queries, n_docs, out)``: a BEIR folder at ``out`` with the first ``n_queries``
+    test queries of ``dataset`` and ``n_docs`` passages — their gold ones first, then other passages in
+    corpus order."""
+
+    def make(dataset: str, n_queries: int, n_docs: int, out: Path) -> Path:
+        from utilabel.data import beir
+        from utilabel.data.registry import load_dataset
+
+        ds = load_dataset(dataset)
+        qrels = dict(list(ds.qrels("test").items())[:n_queries])
+        gold = {d for v in qrels.values() for d in v}
+        rest = [doc for did, doc in ds.corpus.items() if did not in gold][: n_docs - len(gold)]
+        beir.write_corpus(out / "corpus.jsonl", [ds.corpus[d] for d in gold] + rest)
+        beir.write_queries(out / "queries.jsonl", [ds.queries[q] for q in qrels])
+        (out / "qrels").mkdir()
+        beir.write_qrels_tsv(out / "qrels" / "test.tsv", qrels)
+        return out
+
+    return make

@@ -75,3 +75,8 @@ def test_write_labels_is_content_addressed(tmp_path):
         {"doc_id": "d", "method": "human", "query_id": "q", "utility": 1.0}]
     assert L.label_stats({"q": {"d": 1.0, "e": 0.0}, "r": {"f": 0.0}}) == {
         "queries": 2, "queries_with_positive": 1, "mean_positives": 0.5}
+
+
+def test_binarize_thresholds_soft_labels():
+    soft = {"q1": {"a": 0.5, "b": 0.49, "c": 1.0}, "q2": {"d": 0.0}}
+    assert L.binarize(soft, 0.5) == {"q1": {"a": 1.0, "b": 0.0, "c": 1.0}, "q2": {"d": 0.0}}

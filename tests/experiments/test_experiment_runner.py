@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from utilabel.data import beir
 from utilabel.experiments.config import ExperimentConfig
 from utilabel.experiments.report import write_report
 from utilabel.experiments.runner import ExperimentRunner
@@ -16,20 +15,9 @@ from utilabel.fileio import AppendLog
 
 
 @pytest.fixture(scope="module")
-def tiny_squad(mirror, tmp_path_factory):
+def tiny_squad(beir_subset, tmp_path_factory):
     """A BEIR folder: 12 SQuAD test questions and 120 passages (their gold ones included)."""
-    from utilabel.data.registry import load_dataset
-
-    ds = load_dataset("squad")
-    qrels = dict(list(ds.qrels("test").items())[:12])
-    gold = {d for v in qrels.values() for d in v}
-    docs = [ds.corpus[d] for d in gold] + [doc for did, doc in ds.corpus.items() if did not in gold][:120 - len(gold)]
-    out = tmp_path_factory.mktemp("tiny_squad")
-    beir.write_corpus(out / "corpus.jsonl", docs)
-    beir.write_queries(out / "queries.jsonl", [ds.queries[q] for q in qrels])
-    (out / "qrels").mkdir()
-    beir.write_qrels_tsv(out / "qrels" / "test.tsv", qrels)
-    return out
+    return beir_subset("squad", 12, 120, tmp_path_factory.mktemp("tiny_squad"))
 
 
 def _config(tmp_path, tiny, judgments):

@@ -5,24 +5,13 @@ from __future__ import annotations
 import pytest
 
 from utilabel.cli.main import main
-from utilabel.data import beir
 from utilabel.data.trec import read_trec_run
 
 
 @pytest.fixture(scope="module")
-def tiny_scifact(mirror, tmp_path_factory):
-    from utilabel.data.registry import load_dataset
-
-    ds = load_dataset("scifact")
-    qrels = dict(list(ds.qrels("test").items())[:5])
-    gold = {d for v in qrels.values() for d in v}
-    docs = [ds.corpus[d] for d in gold] + [doc for did, doc in ds.corpus.items() if did not in gold][:60]
-    out = tmp_path_factory.mktemp("tiny_scifact")
-    beir.write_corpus(out / "corpus.jsonl", docs)
-    beir.write_queries(out / "queries.jsonl", [ds.queries[q] for q in qrels])
-    (out / "qrels").mkdir()
-    beir.write_qrels_tsv(out / "qrels" / "test.tsv", qrels)
-    return out
+def tiny_scifact(beir_subset, tmp_path_factory):
+    """5 SciFact test claims; their 6 gold abstracts among 66 passages."""
+    return beir_subset("scifact", 5, 66, tmp_path_factory.mktemp("tiny_scifact"))
 
 
 @pytest.mark.parametrize("quantize", ["none", "int8"])

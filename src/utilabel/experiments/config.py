@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..train.model import QUANTIZE_MODES
 
 STUDY_KINDS = ("labels", "noise", "ratio")
 LOSS_NAMES = ("infonce", "joint", "disj", "lsep")
@@ -119,7 +120,7 @@ class DenseSettings:
     def __post_init__(self):
         _check_range("dense", "max_length", self.max_length, 8, 8192)
         _check_range("dense", "k", self.k, 10, 10000)
-        if self.quantize not in ("none", "int8"):
+        if self.quantize not in QUANTIZE_MODES:
             raise ConfigError(f"dense.quantize must be 'none' or 'int8', got {self.quantize!r}")
 
 

@@ -114,7 +114,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
         ann = annotate(groups, scifact.corpus, backend, out / "annotation",
                        AnnotateConfig(method=cfg.method, max_passage_words=60, retries=1, **extra), progress=True)
     soft = L.judgment_labels([asdict(j) for j in ann.judgments], "utility")
-    llm = {q: {d: 1.0 if w >= cfg.threshold else 0.0 for d, w in v.items()} for q, v in soft.items()}
+    llm = L.binarize(soft, cfg.threshold)
     human = L.human_labels(scifact.qrels("train"), scifact.relevance_level, qids)
     agree = _agreement(human, llm)
     notes.append(f"LLM labels: {L.label_stats(llm)['queries_with_positive']}/{len(qids)} queries with a useful "

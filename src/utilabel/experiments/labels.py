@@ -91,6 +91,11 @@ def mix_labels(human: Labels, llm: Labels, ratio: float, seed: int) -> tuple[Lab
     return {q: dict(human[q]) if q in chosen else dict(llm[q]) for q in qids}, sorted(chosen)
 
 
+def binarize(labels: Labels, threshold: float) -> Labels:
+    """Soft labels (e.g. pointwise P(useful)) as 0/1: weight ≥ ``threshold`` → 1.0, else 0.0."""
+    return {q: {d: 1.0 if w >= threshold else 0.0 for d, w in v.items()} for q, v in labels.items()}
+
+
 def restrict(labels: Labels, query_ids: Sequence[str]) -> Labels:
     keep = set(query_ids)
     return {q: v for q, v in labels.items() if q in keep}

@@ -164,7 +164,7 @@ class ExperimentRunner:
             return None
         labels = L.restrict(L.judgment_labels(recs, src.label, src.method), query_ids)
         if src.threshold is not None:
-            labels = {q: {d: 1.0 if w >= src.threshold else 0.0 for d, w in v.items()} for q, v in labels.items()}
+            labels = L.binarize(labels, src.threshold)
         return labels
 
     def candidates(self, depth: int = 10) -> dict[str, list[str]]:

@@ -31,7 +31,7 @@ from ..errors import ConfigError, DataFormatError, UnknownNameError, require
 from ..fileio import atomic_write
 from ..records import Document, Query, Run
 from ..settings import cache_dir
-from ..train.model import QUANTIZE_MODES, check_quantize, quantize_int8
+from ..train.model import QUANTIZE_MODES, check_quantize, quantize_towers
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +130,14 @@ class DenseEncoder:
     def __init__(self, model: str | Path | None = None, config: DenseConfig | None = None, device: str = "cpu"):
         st = require("sentence_transformers", "dense")
         self.config = config or DenseConfig()
+        check_quantize(self.config.quantize, device)
         self.path = resolve_model(model)
         self.passage_model = st.SentenceTransformer(str(self.path), device=device)
         qdir = self.path / "query_encoder"
         self.query_model = st.SentenceTransformer(str(qdir), device=device) if (qdir / "modules.json").exists() \
             else self.passage_model
-        if self.config.quantize == "int8":
-            check_quantize("int8", device)
-            tied = self.query_model is self.passage_model
-            self.passage_model = quantize_int8(self.passage_model)
-            self.query_model = self.passage_model if tied else quantize_int8(self.query_model)
+        self.passage_model, self.query_model = quantize_towers(self.passage_model, self.query_model,
+                                                               self.config.quantize)
         meta_path = self.path / "utilabel_model.json"
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
         self.prefix = {"query": str(meta.get("query_prefix", "") or ""),

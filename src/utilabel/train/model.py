@@ -154,6 +154,15 @@ def quantize_int8(model):
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
+def quantize_towers(passage_model, query_model, mode: str):
+    """``(passage, query)`` towers for ``mode``: int8-quantised (each once; a shared tower stays shared)
+    or unchanged for ``"none"``."""
+    if mode == "none":
+        return passage_model, query_model
+    passage = quantize_int8(passage_model)
+    return passage, passage if query_model is passage_model else quantize_int8(query_model)
+
+
 class BiEncoder:
     """Query and passage towers (shared when tied) plus pooling, normalisation and temperature."""
 
@@ -292,13 +301,9 @@ class Encoder:
         self.tokenizer, self.passage_model = _load_hf(path)
         q_dir = path / QUERY_TOWER if isinstance(path, Path) else None
         self.query_model = _load_hf(q_dir)[1] if q_dir is not None and q_dir.exists() else self.passage_model
-        tied = self.query_model is self.passage_model
-        self.passage_model = self._prepare(self.passage_model)
-        self.query_model = self.passage_model if tied else self._prepare(self.query_model)
-
-    def _prepare(self, model):
-        model = model.to(self.device).eval()
-        return quantize_int8(model) if self.quantize == "int8" else model
+        for m in {id(self.passage_model): self.passage_model, id(self.query_model): self.query_model}.values():
+            m.to(self.device).eval()
+        self.passage_model, self.query_model = quantize_towers(self.passage_model, self.query_model, quantize)
 
     def encode(self, texts: list[str], kind: str = "passage", batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """Embeddings ``float32 [len(texts), dim]`` in input order."""
