@@ -1,0 +1,264 @@
+"""How an LLM judgment becomes a training label: the one place that decides.
+
+An annotation run stores *soft* values per candidate (a selection fraction, a graded utility, or
+``P(yes)`` of a pointwise judge). A :class:`LabelRule` turns the values of one query's candidates into
+positives. Rules are named by a short spec, stored with the run and read back by every stage:
+
+* ``threshold:T`` — every candidate with value ≥ ``T`` (the old global rule; ``threshold:0.5``).
+* ``topM`` (``top1``, ``top3``) — the ``M`` best-valued candidates of the query, whatever their values.
+* ``topM+threshold:T`` — the ``M`` best, plus any other candidate with value ≥ ``T``.
+* ``calibrated:T`` / ``topM+calibrated:T`` — as ``threshold:T``, where ``T`` was chosen on a small
+  human-labelled sample by :func:`calibrate` (the spec records the chosen number, so applying it needs
+  no human labels).
+
+"Best" orders candidates by value, then by ``score`` (a finer real-valued score such as log-odds), then
+by the LLM's ``rank``, then by first-stage order (the order in which judgments were written). A
+candidate without a value (its LLM step failed) is never a positive nor a negative. A query whose
+values are all equal gets no positive from ``topM`` alone (nothing distinguishes its candidates).
+
+:class:`Agreement` counts binary agreement with human labels (P/R/F1, Cohen's kappa); it serves the
+calibration here and the ``annotate report``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .records import Judgment
+
+Labels = dict[str, dict[str, float]]
+"""``{query_id: {doc_id: weight}}``: weight > 0 is a positive, 0.0 a labelled negative."""
+
+RULE_HELP = "threshold:T, topM, topM+threshold:T, calibrated:T or topM+calibrated:T (e.g. top1+threshold:0.5)"
+_SPEC = re.compile(r"^(?:top(?P<m>\d+))?(?:(?(m)\+)(?P<kind>threshold|calibrated):(?P<t>[-+0-9.eE]+))?$")
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """How one query's soft values become positives (see the module docstring)."""
+
+    top: int = 0
+    threshold: float | None = None
+    calibrated: bool = False
+
+    def __post_init__(self):
+        if self.top < 0:
+            raise ConfigError(f"label rule: top must be ≥ 0, got {self.top}")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ConfigError(f"label rule: threshold must be a finite number, got {self.threshold}")
+        if self.top == 0 and self.threshold is None:
+            raise ConfigError(f"a label rule needs topM and/or a threshold; valid: {RULE_HELP}")
+        if self.calibrated and self.threshold is None:
+            raise ConfigError("a calibrated label rule needs its threshold")
+
+    @property
+    def spec(self) -> str:
+        parts = [f"top{self.top}"] if self.top else []
+        if self.threshold is not None:
+            parts.append(f"{'calibrated' if self.calibrated else 'threshold'}:{self.threshold:g}")
+        return "+".join(parts)
+
+    def __str__(self) -> str:
+        return self.spec
+
+    def select(self, ranked: Sequence[tuple[str, float]]) -> set[str]:
+        """Positives among ``ranked`` ``(doc_id, value)`` pairs, best first."""
+        chosen: set[str] = set()
+        if self.top and ranked and ranked[0][1] != ranked[-1][1]:
+            chosen.update(d for d, _ in ranked[: self.top])
+        if self.threshold is not None:
+            chosen.update(d for d, v in ranked if v >= self.threshold)
+        return chosen
+
+    def with_threshold(self, threshold: float) -> LabelRule:
+        """The same rule with a calibrated threshold."""
+        return LabelRule(self.top, float(threshold), calibrated=True)
+
+
+DEFAULT_RULE = LabelRule(threshold=0.5)
+
+
+def parse_rule(text: str | LabelRule) -> LabelRule:
+    """A :class:`LabelRule` from its spec; bad specs raise :class:`ConfigError` listing valid forms.
+
+    ``calibrated`` without a number (what ``--label-rule calibrated`` means before calibration) is
+    returned as ``threshold`` ``None`` only through :func:`parse_rule_template`.
+    """
+    if isinstance(text, LabelRule):
+        return text
+    m = _SPEC.match(str(text).strip().replace(" ", ""))
+    if not m or not (m.group("m") or m.group("kind")):
+        raise ConfigError(f"bad label rule {text!r}; valid: {RULE_HELP}")
+    try:
+        threshold = float(m.group("t")) if m.group("t") is not None else None
+    except ValueError:
+        raise ConfigError(f"bad label rule {text!r}: threshold {m.group('t')!r} is not a number") from None
+    return LabelRule(int(m.group("m") or 0), threshold, calibrated=m.group("kind") == "calibrated")
+
+
+def parse_rule_template(text: str) -> tuple[LabelRule | None, int]:
+    """For CLIs: ``calibrated`` / ``topM+calibrated`` (threshold still to be chosen) give
+    ``(None, M)``; any complete spec gives ``(rule, M)``."""
+    t = str(text).strip().replace(" ", "")
+    m = re.fullmatch(r"(?:top(\d+)\+)?calibrated", t)
+    if m:
+        return None, int(m.group(1) or 0)
+    rule = parse_rule(t)
+    return rule, rule.top
+
+
+# ---------------------------------------------------------------------------- judgments → labels
+def judgment_value(j: Judgment) -> float | None:
+    """The soft value of a judgment: ``utility`` when set, else ``relevance``; checked finite in [0, 1]."""
+    value = j.utility if j.utility is not None else j.relevance
+    if value is None:
+        return None
+    value = float(value)
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ConfigError(f"judgment value must be in [0, 1]; got {value} for ({j.query_id}, {j.doc_id})")
+    return value
+
+
+def _order_key(value: float, score: float | None, rank: int | None, position: int) -> tuple:
+    return (-value, -(score if score is not None else -math.inf), rank if rank is not None else math.inf, position)
+
+
+def ranked_values(judgments: Iterable[Judgment]) -> dict[str, list[tuple[str, float]]]:
+    """Per query, ``(doc_id, value)`` best first (value, then score, LLM rank, written order).
+
+    Several judgments of one pair (e.g. permutation votes written separately) are averaged.
+    """
+    acc: dict[str, dict[str, list]] = {}
+    for pos, j in enumerate(judgments):
+        value = judgment_value(j)
+        if value is None:
+            continue
+        per = acc.setdefault(j.query_id, {})
+        if j.doc_id in per:
+            rec = per[j.doc_id]
+            rec[0] += value
+            rec[1] += 1
+            if j.score is not None:
+                rec[2] = (rec[2] or 0.0) + j.score
+        else:
+            per[j.doc_id] = [value, 1, j.score, j.rank, pos]
+    out = {}
+    for qid, per in acc.items():
+        items = [(d, v / n, None if s is None else s / n, r, p) for d, (v, n, s, r, p) in per.items()]
+        items.sort(key=lambda t: _order_key(t[1], t[2], t[3], t[4]))
+        out[qid] = [(d, v) for d, v, *_ in items]
+    return out
+
+
+def judgment_labels(judgments: Iterable[Judgment], rule: LabelRule | str = DEFAULT_RULE,
+                    weights: str = "binary") -> Labels:
+    """Training labels: per query, the rule's positives get weight 1.0 (``binary``) or their value
+    (``soft``, at least a tiny positive), every other labelled candidate 0.0."""
+    if weights not in ("binary", "soft"):
+        raise ConfigError(f"weights must be 'binary' or 'soft', got {weights!r}")
+    rule = parse_rule(rule)
+    out: Labels = {}
+    for qid, ranked in ranked_values(judgments).items():
+        pos = rule.select(ranked)
+        out[qid] = {d: ((1.0 if weights == "binary" else max(v, 1e-6)) if d in pos else 0.0) for d, v in ranked}
+    return out
+
+
+def positives(labels: Mapping[str, float]) -> dict[str, float]:
+    """The positives (weight > 0) of one query's labels."""
+    return {d: w for d, w in labels.items() if w > 0}
+
+
+# ---------------------------------------------------------------------------- agreement, calibration
+@dataclass
+class Agreement:
+    """Binary agreement counts of LLM positives with human positives over candidate pairs."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def add(self, llm: bool, human: bool) -> None:
+        if llm and human:
+            self.tp += 1
+        elif llm:
+            self.fp += 1
+        elif human:
+            self.fn += 1
+        else:
+            self.tn += 1
+
+    @property
+    def pairs(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def kappa(self) -> float:
+        """Cohen's kappa: (p_o - p_e) / (1 - p_e); NaN when both raters are constant and agree."""
+        n = self.pairs
+        if n == 0:
+            return math.nan
+        po = (self.tp + self.tn) / n
+        pe = ((self.tp + self.fp) * (self.tp + self.fn) + (self.fn + self.tn) * (self.fp + self.tn)) / (n * n)
+        return (po - pe) / (1 - pe) if pe < 1 else math.nan
+
+
+def rule_agreement(ranked: Mapping[str, Sequence[tuple[str, float]]], human: Mapping[str, set[str]],
+                   rule: LabelRule) -> Agreement:
+    """Agreement of ``rule``'s positives with ``human`` positives over the ranked candidates of the
+    queries present in both (unjudged candidates count as human negatives)."""
+    a = Agreement()
+    for qid, items in ranked.items():
+        if qid not in human:
+            continue
+        pos = rule.select(items)
+        for d, _ in items:
+            a.add(d in pos, d in human[qid])
+    return a
+
+
+CALIBRATION_OBJECTIVES = ("f1", "kappa")
+
+
+def calibrate(ranked: Mapping[str, Sequence[tuple[str, float]]], human: Mapping[str, set[str]], top: int = 0,
+              objective: str = "f1") -> tuple[LabelRule, Agreement]:
+    """The ``topM+calibrated:T`` rule (``M = top``, 0 for none) whose threshold maximises ``objective``
+    (``f1`` or ``kappa``) against ``human`` positives on the queries of ``ranked`` that have human labels.
+
+    Candidate thresholds are the observed values (a value ≥ T is positive). Ties go to the higher
+    threshold (fewer positives). Returns the rule and its agreement on the calibration sample.
+    """
+    if objective not in CALIBRATION_OBJECTIVES:
+        raise ConfigError(f"calibration objective must be one of {', '.join(CALIBRATION_OBJECTIVES)}, "
+                          f"got {objective!r}")
+    sample = {q: v for q, v in ranked.items() if q in human}
+    values = sorted({v for items in sample.values() for _, v in items}, reverse=True)
+    if not values:
+        raise ConfigError("calibration needs queries with both LLM values and human labels; none found")
+    best: tuple[float, LabelRule, Agreement] | None = None
+    for t in values:
+        rule = LabelRule(top, t, calibrated=True)
+        a = rule_agreement(sample, human, rule)
+        score = a.f1 if objective == "f1" else a.kappa
+        score = -math.inf if math.isnan(score) else score
+        if best is None or score > best[0]:
+            best = (score, rule, a)
+    return best[1], best[2]
