@@ -33,8 +33,8 @@ from _report import machine, update_section  # noqa: E402
 
 from utilabel.annotate import AnnotateConfig, estimate  # noqa: E402
 from utilabel.annotate.labels import read_judgments  # noqa: E402
-from utilabel.annotate.report import agreement  # noqa: E402
 from utilabel.data.registry import load_dataset  # noqa: E402
+from utilabel.labels import LabelRule, rule_agreement  # noqa: E402
 from utilabel.records import Judgment  # noqa: E402
 from utilabel.retrieve.bm25 import bm25_candidates  # noqa: E402
 
@@ -43,6 +43,19 @@ DEFAULT_RUNS = [REPO / "runs" / "annotations" / n for n in (
     "scifact-train-utilsel-qwen1.5b", "scifact-train-pointwise-noanswer-qwen1.5b",
     "scifact-train-pointwise-qwen1.5b", "scifact-train-relsel-qwen1.5b", "scifact-train-relsel-paper-qwen1.5b")]
 
+
+
+def agreement(js, qrels, field: str, threshold: float):
+    """Agreement of ``field`` ≥ ``threshold`` with qrels over the judged queries (``.queries`` added)."""
+    ranked: dict[str, list] = {}
+    for j in js:
+        value = getattr(j, field)
+        if value is not None and j.query_id in qrels:
+            ranked.setdefault(j.query_id, []).append((j.doc_id, float(value)))
+    human = {q: {d for d, g in qrels[q].items() if g >= 1} for q in ranked}
+    a = rule_agreement(ranked, human, LabelRule(threshold=threshold))
+    a.queries = len(ranked)
+    return a
 
 def tokenizer():
     from transformers import AutoTokenizer

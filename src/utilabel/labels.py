@@ -22,10 +22,12 @@ calibration here and the ``annotate report``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import ConfigError
 from .records import Judgment
@@ -111,10 +113,41 @@ def parse_rule_template(text: str) -> tuple[LabelRule | None, int]:
     return rule, rule.top
 
 
+RULE_FILE = "label_rule.json"
+
+
+def run_label_rule(run_dir: str | Path) -> LabelRule:
+    """The label rule an annotation run folder declares: its calibrated rule (``label_rule.json``),
+    else the ``label_rule`` of its ``config.json``, else :data:`DEFAULT_RULE`."""
+    run_dir = Path(run_dir)
+    for name, get in ((RULE_FILE, lambda d: d.get("rule")), ("config.json", lambda d: d.get("config", {}).get("label_rule"))):
+        path = run_dir / name
+        if path.exists():
+            try:
+                spec = get(json.loads(path.read_text(encoding="utf-8")))
+            except (ValueError, AttributeError) as exc:
+                raise ConfigError(f"{path}: not a valid run file ({exc})") from None
+            if spec:
+                return parse_rule(spec)
+    return DEFAULT_RULE
+
+
 # ---------------------------------------------------------------------------- judgments → labels
+RELEVANCE_METHODS = frozenset({"relsel"})
+"""Methods whose label is the relevance selection; every other method's label is its ``utility``."""
+
+
 def judgment_value(j: Judgment) -> float | None:
-    """The soft value of a judgment: ``utility`` when set, else ``relevance``; checked finite in [0, 1]."""
-    value = j.utility if j.utility is not None else j.relevance
+    """The soft value of a judgment: its method's label — ``relevance`` for relevance selection,
+    ``utility`` for every other method (None when that step failed: no fallback to the relevance
+    step); for records without a method (hand-made files), ``utility`` when set, else ``relevance``.
+    Checked to lie in [0, 1]."""
+    if j.method in RELEVANCE_METHODS:
+        value = j.relevance
+    elif j.method:
+        value = j.utility
+    else:
+        value = j.utility if j.utility is not None else j.relevance
     if value is None:
         return None
     value = float(value)

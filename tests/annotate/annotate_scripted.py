@@ -39,7 +39,7 @@ def respond(request) -> str:
         return "Answer: the scripted answer.\n" + sel(useful)
     if "utility" in last:
         return sel(useful)
-    if "Answer" in last:
+    if "Answer" in last or "Response:" in last:
         return "The scripted answer."
     return sel(relevant)
 

@@ -43,6 +43,9 @@ def test_report_on_a_scripted_run(mirror, tmp_path, capsys):
     rc = main(["annotate", "report", str(tmp_path / "run"), "--dataset", "scifact", "--split", "train",
                "--out", str(tmp_path / "report.md")])
     out = capsys.readouterr().out
-    assert rc == 0 and "| run | utilsel | fake | utility | 4/4 | 20 |" in out
-    assert "LLM pos/q" in out and "Parse failures" in out
-    assert (tmp_path / "report.md").read_text().startswith("## Agreement with human qrels")
+    assert rc == 0 and "| run | utilsel | 4 |" in out
+    # exactly one passage selected per query: 1.00 LLM positives per query under threshold:0.5 and top1
+    rows = {ln.split(" | ")[1]: ln.split(" | ") for ln in out.splitlines() if ln.startswith("| run | ")}
+    assert rows["threshold:0.5"][6] == "1.00" and rows["top1"][6] == "1.00"
+    assert rows["*first-stage top-1 (free)*"][6] == "1.00" and "Parse failures" in out
+    assert (tmp_path / "report.md").read_text().startswith("## Label quality against human qrels")

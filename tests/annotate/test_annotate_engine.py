@@ -15,7 +15,6 @@ from annotate_scripted import corpus_and_groups, passages, respond, sel
 from utilabel.annotate import AnnotateConfig, annotate, estimate, groups_from_judgments, read_judgments
 from utilabel.annotate.engine import permutation
 from utilabel.annotate.methods.utilrank import rank_weight, sliding_windows
-from utilabel.annotate.report import agreement
 from utilabel.errors import ConfigError, UnknownNameError
 from utilabel.llm import get_backend
 from utilabel.records import Candidate, CandidateGroup, Document, Judgment
@@ -184,7 +183,7 @@ def test_call_log_records_prompt_step_model_usage(tmp_path):
     annotate(groups, corpus, fake(lambda r: "My selection:[[1]]"), tmp_path, AnnotateConfig(method="relsel"),
              progress=False)
     rec = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[0])
-    assert rec["prompt_id"] == "relsel-compact@v2" and rec["step"] == "relsel" and rec["model"] == "fake"
+    assert rec["prompt_id"] == "relsel-compact@v3" and rec["step"] == "relsel" and rec["model"] == "fake"
     assert rec["method"] == "relsel" and rec["query_id"] == "q" and rec["output"] == "My selection:[[1]]"
     assert rec["prompt_tokens"] > 0 and rec["options"]["seed"] == 0 and len(rec["key"]) == 64
 
@@ -211,10 +210,38 @@ def test_pointwise_soft_labels_and_shared_prefix(tmp_path):
     log = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
     scored = [r for r in log if r["step"] == "pointwise"]
     assert len(scored) == 8 and set(scored[0]["output"]) == {"yes", "Yes", "no", "No"}
-    # question and pseudo-answer come before the passage: every call of the query shares that prefix
-    prefixes = {t.split("Passage:")[0] for t in seen}
-    assert len(prefixes) == 1 and "Reference answer: The scripted answer." in prefixes.pop()
-    assert len({t.split("Passage:")[1] for t in seen}) == 8
+    # passage first, then the query (task label), the pseudo-answer and the task's yes/no question
+    tails = {t.split("\n\n", 1)[1] for t in seen}
+    assert len(tails) == 1 and "Reference answer: The scripted answer." in (tail := tails.pop())
+    assert tail.startswith("Question: ") and "Does this passage contain the answer to the question?" in tail
+    assert len({t.split("\n\n", 1)[0] for t in seen}) == 8 and all(t.startswith("Passage: ") for t in seen)
+    assert run.judgments[0].prompt_id.endswith("+task:qa@v1")
+
+
+def test_pointwise_signals_fused(tmp_path):
+    """yesno + graded + first_stage on two passages, hand-computed (fusion module docstring)."""
+    corpus = {"a": Document("a", "alpha"), "b": Document("b", "beta")}
+    groups = [CandidateGroup("q", "Is it alpha?", (Candidate("a", 1, 3.0), Candidate("b", 2, 1.0)))]
+
+    def lp(messages, cont):
+        text = messages[-1]["content"]
+        assert "\n\nClaim: Is it alpha?\n\n" in text
+        a = "alpha" in text.split("\n\n")[0]
+        if cont in ("0", "1", "2", "3"):  # graded: a → all mass on 3, b → on 1
+            return 0.0 if cont == ("3" if a else "1") else -1e9
+        p_yes = 0.75 if a else 0.5
+        return math.log(p_yes if cont.lower() == "yes" else 1 - p_yes)
+
+    cfg = AnnotateConfig(method="pointwise", answer_source="none", task="claim",
+                         signals=("yesno", "graded", "first_stage"), weights={"graded": 0.5})
+    run = annotate(groups, corpus, fake(respond, logprobs=lp), tmp_path, cfg, progress=False)
+    # yesno log-odds: a log(1.5/0.5) = log 3, b 0; graded 3 vs 1 → z = +1/-1 (weight 0.5);
+    # first_stage 3 vs 1 → z = +1/-1 (weight 1): a = log 3 + 1.5, b = -1.5
+    assert by_doc(run.judgments, "score") == pytest.approx({"a": math.log(3) + 1.5, "b": -1.5})
+    assert by_doc(run.judgments, "utility")["b"] == pytest.approx(1 / (1 + math.exp(1.5)))
+    log = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert sorted({r["step"] for r in log}) == ["graded", "pointwise"]
+    assert run.judgments[0].prompt_id == "pointwise_noanswer-compact@v2+pointwise_graded-compact@v1+task:claim@v1"
 
 
 def test_answer_likelihood_gain_over_closed_book(tmp_path):
@@ -243,23 +270,12 @@ def test_groups_from_judgments():
           Judgment("q2", "e", "m", utility=0.0)]
     (g,) = groups_from_judgments(js, groups)  # q2 has no positive: skipped
     assert g.query_id == "q1" and g.positives == {"b": 1.0, "c": 1.0} and g.negatives == ["a"]
-    (g,) = groups_from_judgments(js, groups, threshold=0.7, weights="soft")
+    (g,) = groups_from_judgments(js, groups, "threshold:0.7", weights="soft")
     assert g.positives == {"b": 1.0} and g.negatives == ["a", "c"]
-    with pytest.raises(ConfigError, match="label must be one of"):
-        groups_from_judgments(js, groups, label="stars")
-
-
-def test_agreement_hand_computed():
-    qrels = {"q1": {"a": 1, "b": 1}, "q2": {"e": 1}}
-    js = [Judgment("q1", d, "m", utility=u) for d, u in zip("abcd", (1.0, 0.0, 1.0, 0.0))]
-    js += [Judgment("q2", d, "m", utility=u) for d, u in zip("ef", (1.0, 0.0))]
-    a = agreement(js, qrels)
-    # pairs: a TP, b FN, c FP, d TN, e TP, f TN → tp 2 fp 1 fn 1 tn 2, n 6
-    assert (a.tp, a.fp, a.fn, a.tn, a.pairs) == (2, 1, 1, 2, 6)
-    assert a.precision == pytest.approx(2 / 3) and a.recall == pytest.approx(2 / 3) and a.f1 == pytest.approx(2 / 3)
-    # p_o = 4/6; p_e = (3*3 + 3*3)/36 = 0.5; kappa = (2/3 - 1/2) / (1/2) = 1/3
-    assert a.kappa == pytest.approx(1 / 3)
-    assert a.llm_hist == {1: 1, 2: 1} and a.human_hist == {1: 1, 2: 1}
+    (g,) = groups_from_judgments(js, groups, "top1")
+    assert g.positives == {"b": 1.0} and g.negatives == ["a", "c"]
+    with pytest.raises(ConfigError, match="label rule"):
+        groups_from_judgments(js, groups, "stars")
 
 
 def test_dry_run_counts_calls_per_method():
@@ -269,8 +285,10 @@ def test_dry_run_counts_calls_per_method():
     assert estimate(groups, corpus, AnnotateConfig(method="relsel", votes=3)).calls == 2 * 3
     # utilrank: relsel + pseudo-answer + 3 windows (8 docs, w=4, s=2 → (4,8),(2,6),(0,4))
     assert estimate(groups, corpus, AnnotateConfig(method="utilrank", window=4, stride=2)).calls == 2 * 5
-    # pointwise: relsel + pseudo-answer + one scored call per passage; votes do not apply
+    # pointwise: relsel + pseudo-answer + one scored call per passage (and signal); votes do not apply
     assert estimate(groups, corpus, AnnotateConfig(method="pointwise", votes=3)).calls == 2 * (2 + 8)
+    assert estimate(groups, corpus, AnnotateConfig(method="pointwise", answer_source="none",
+                                                   signals=("yesno", "ql"))).calls == 2 * (8 + 8)
     est = estimate(groups, corpus, AnnotateConfig(method="utilsel"))
     assert est.prompt_tokens > 0 and set(est.by_step) == {"relsel", "utilsel"}
 

@@ -11,11 +11,11 @@ Methods live in :mod:`utilabel.annotate.methods`, prompts as versioned files in
 
 from .core import AnnotateConfig
 from .engine import annotate, estimate, estimate_summary
-from .labels import groups_from_judgments, judgments_to_qrels, read_judgments, write_judgments
+from .labels import groups_from_judgments, read_judgments, write_judgments
 from .methods import get_method, method_names
 from .prompts import get_prompt, prompt_names
 
 __all__ = [
-    "AnnotateConfig", "annotate", "estimate", "estimate_summary", "groups_from_judgments", "judgments_to_qrels",
+    "AnnotateConfig", "annotate", "estimate", "estimate_summary", "groups_from_judgments",
     "read_judgments", "write_judgments", "get_method", "method_names", "get_prompt", "prompt_names",
 ]

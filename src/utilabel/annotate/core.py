@@ -44,7 +44,14 @@ class AnnotateConfig:
     answer_source: pointwise: pseudo-answer from relevance selection (``relsel``) or ``none``.
     contrast: pointwise: utility = P(yes) / (P(yes) + P(no)) (two scored continuations) instead
         of P(yes) alone.
-    threshold: utility ≥ threshold counts as positive (groups, reports).
+    signals: pointwise: the scores computed per passage, combined by :mod:`.fusion` —
+        ``yesno`` (log-odds of the task's yes/no question), ``graded`` (expected 0–3 grade),
+        ``ql`` (mean log P(query | passage)), ``first_stage`` (the retriever's score).
+    weights: pointwise: fusion weight per signal other than ``yesno`` (see :mod:`.fusion`).
+    task: what "useful" means (a built-in task name, see :mod:`.tasks`); ``task_instruction``: a
+        user's own yes/no question instead (task ``custom``).
+    label_rule: how soft values become positives (a spec of :mod:`utilabel.labels`, e.g.
+        ``top1+threshold:0.5``); recorded with the run and applied by groups, reports and training.
     margin: answer-likelihood: a passage is useful when it raises the gold answer's
         log-likelihood over the closed-book baseline by more than ``margin`` nats.
     answer_max_tokens: completion budget of pseudo-answers; ``extra_tokens`` is added to every
@@ -68,7 +75,11 @@ class AnnotateConfig:
     top_m: int = 3
     answer_source: str = "relsel"
     contrast: bool = True
-    threshold: float = 0.5
+    signals: tuple[str, ...] = ("yesno",)
+    weights: dict[str, float] = field(default_factory=dict)
+    task: str = "qa"
+    task_instruction: str | None = None
+    label_rule: str = "threshold:0.5"
     margin: float = 0.0
     answer_max_tokens: int = 128
     extra_tokens: int = 0
@@ -93,8 +104,13 @@ class AnnotateConfig:
             raise ConfigError(f"top_m must be ≥ 1, got {self.top_m}")
         if self.answer_source not in ("relsel", "none"):
             raise ConfigError(f"answer_source must be 'relsel' or 'none', got {self.answer_source!r}")
-        if not 0.0 < self.threshold <= 1.0:
-            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
+        from ..labels import parse_rule
+        from .fusion import check_signals
+        from .tasks import resolve_task
+
+        self.label_rule = parse_rule(self.label_rule).spec
+        self.signals, self.weights = check_signals(self.signals, self.weights)
+        resolve_task(self.task, self.task_instruction)  # unknown names fail here, before any call
         if self.answer_max_tokens < 8 or self.extra_tokens < 0:
             raise ConfigError("answer_max_tokens must be ≥ 8 and extra_tokens ≥ 0")
         if self.joint is None:
@@ -104,6 +120,13 @@ class AnnotateConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def task_spec(self):
+        """The :class:`~.tasks.Task` whose texts fill every prompt of the run."""
+        from .tasks import resolve_task
+
+        return resolve_task(self.task, self.task_instruction)
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class QueryItem:
     doc_ids: tuple[str, ...]
     texts: tuple[str, ...]
     answers: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()  # first-stage scores, candidate order
 
 
 @dataclass
@@ -213,6 +237,7 @@ class Caller:
         self.config = config
         self.stats = stats
         self.model = getattr(backend, "model", "") or getattr(backend, "name", "")
+        self.task_values = config.task_spec.values()
 
     def _record(self, key: str, prompt: Prompt, ctx: CallContext, attempt: int, payload: dict, **result) -> dict:
         rec = {
@@ -236,7 +261,7 @@ class Caller:
         """A parsed chat completion, retried on parse failure; the last failure if all attempts fail."""
         from ..llm.base import ChatRequest
 
-        messages = prompt.render(**values)
+        messages = prompt.render(**self.task_values, **values)
         cfg = self.config
         parsed = Parsed(failure="no_selection")
         for attempt in range(cfg.retries + 1):
@@ -270,45 +295,60 @@ class Caller:
         self.stats.step_failed(ctx.step)
         return parsed
 
-    def logprob(self, prompt: Prompt, values: dict[str, Any], continuation: str, ctx: CallContext) -> float:
-        """Natural-log probability of ``continuation`` as the reply to the rendered prompt."""
-        messages = prompt.render(**values)
-        payload = {"kind": "logprob", "messages": messages, "continuation": continuation}
-        key = call_key(prompt.ref, prompt.hash, self.model, payload)
-        rec = self.store.get(key)
-        if rec is None:
+    def _scored(self, prompt: Prompt, kind: str, payloads: Sequence[dict], ctx: CallContext,
+                compute: Callable[[list[dict]], list[Any]]) -> list[Any]:
+        """Outputs of scoring calls (one per payload): logged ones replayed, the missing ones computed
+        together by ``compute`` (one batch for the backend) and each logged before it is returned."""
+        keyed = [({"kind": kind, **p}, call_key(prompt.ref, prompt.hash, self.model, {"kind": kind, **p}))
+                 for p in payloads]
+        recs = [self.store.get(key) for _, key in keyed]
+        missing = [i for i, r in enumerate(recs) if r is None]
+        if missing:
             t0 = time.perf_counter()
-            value = float(self.backend.logprob(messages, continuation))
-            latency = time.perf_counter() - t0
-            if math.isnan(value):
+            outs = compute([keyed[i][0] for i in missing])
+            latency = (time.perf_counter() - t0) / len(missing)
+            for i, out in zip(missing, outs, strict=True):
+                recs[i] = self._record(keyed[i][1], prompt, ctx, 0, keyed[i][0], output=out, failure=None,
+                                       latency_s=latency)
+            self.stats.add(calls_new=len(missing), latency_s=latency * len(missing))
+        self.stats.add(calls_cached=len(payloads) - len(missing))
+        return [r["output"] for r in recs]
+
+    def logprob_many(self, prompt: Prompt, values_list: Sequence[dict[str, Any]], continuations: Sequence[str],
+                     ctx: CallContext) -> list[float]:
+        """Natural-log probability of each continuation as the reply to its rendered prompt (batched
+        where the backend can; one log record per item)."""
+        payloads = [{"messages": prompt.render(**self.task_values, **v), "continuation": c}
+                    for v, c in zip(values_list, continuations, strict=True)]
+
+        def compute(items):
+            out = [float(x) for x in self.backend.logprob_many([(p["messages"], p["continuation"]) for p in items])]
+            if any(math.isnan(x) for x in out):
                 raise ConfigError(f"backend returned NaN log-probability for {ctx.query_id}/{ctx.step}")
-            rec = self._record(key, prompt, ctx, 0, payload, output=value, failure=None, latency_s=latency)
-            self.stats.add(calls_new=1, latency_s=latency)
-        else:
-            self.stats.add(calls_cached=1)
-        return float(rec["output"])
+            return out
+
+        return [float(x) for x in self._scored(prompt, "logprob", payloads, ctx, compute)]
+
+    def logprob(self, prompt: Prompt, values: dict[str, Any], continuation: str, ctx: CallContext) -> float:
+        return self.logprob_many(prompt, [values], [continuation], ctx)[0]
+
+    def token_logprobs_many(self, prompt: Prompt, values_list: Sequence[dict[str, Any]], candidates: Sequence[str],
+                            ctx: CallContext) -> list[dict[str, float]]:
+        """First-token log-probabilities of ``candidates`` as the reply to each rendered prompt
+        (batched where the backend can; one log record per prompt)."""
+        payloads = [{"messages": prompt.render(**self.task_values, **v), "candidates": list(candidates)}
+                    for v in values_list]
+
+        def compute(items):
+            outs = self.backend.token_logprobs_many([p["messages"] for p in items], tuple(candidates))
+            return [{c: float(o[c]) for c in candidates} for o in outs]
+
+        return [{c: float(v) for c, v in out.items()} for out in
+                self._scored(prompt, "token_logprobs", payloads, ctx, compute)]
 
     def token_logprobs(self, prompt: Prompt, values: dict[str, Any], candidates: Sequence[str],
                        ctx: CallContext) -> dict[str, float]:
-        """First-token log-probabilities of ``candidates`` as the reply (one request where the
-        backend offers ``token_logprobs``, else one :meth:`logprob` per candidate)."""
-        messages = prompt.render(**values)
-        payload = {"kind": "token_logprobs", "messages": messages, "candidates": list(candidates)}
-        key = call_key(prompt.ref, prompt.hash, self.model, payload)
-        rec = self.store.get(key)
-        if rec is None:
-            t0 = time.perf_counter()
-            if hasattr(self.backend, "token_logprobs"):
-                values_out = self.backend.token_logprobs(messages, tuple(candidates))
-            else:
-                values_out = {c: self.backend.logprob(messages, c) for c in candidates}
-            latency = time.perf_counter() - t0
-            out = {c: float(values_out[c]) for c in candidates}
-            rec = self._record(key, prompt, ctx, 0, payload, output=out, failure=None, latency_s=latency)
-            self.stats.add(calls_new=1, latency_s=latency)
-        else:
-            self.stats.add(calls_cached=1)
-        return {c: float(v) for c, v in rec["output"].items()}
+        return self.token_logprobs_many(prompt, [values], candidates, ctx)[0]
 
 
 @dataclass
@@ -346,8 +386,9 @@ class DryCaller:
 
     def __init__(self, estimate: Estimate, select_fraction: float = 0.4,
                  count_tokens: Callable[[Sequence[dict[str, str]]], int] = approx_tokens,
-                 count_text: Callable[[str], int] | None = None):
+                 count_text: Callable[[str], int] | None = None, task_values: dict[str, str] | None = None):
         self.estimate = estimate
+        self.task_values = task_values or {}
         self.select_fraction = select_fraction
         self.count_tokens = count_tokens
         self.count_text = count_text or (lambda t: math.ceil(len(t) / 4))
@@ -377,14 +418,23 @@ class DryCaller:
 
     def chat(self, prompt: Prompt, values: dict[str, Any], parse: Parser, max_tokens: int, ctx: CallContext) -> Parsed:
         text = self._synthetic(prompt, values)
-        self._add(ctx.step, prompt.render(**values), text)
+        self._add(ctx.step, prompt.render(**self.task_values, **values), text)
         return parse(text)
 
+    def logprob_many(self, prompt: Prompt, values_list, continuations, ctx: CallContext) -> list[float]:
+        for v, c in zip(values_list, continuations, strict=True):
+            self._add(ctx.step, prompt.render(**self.task_values, **v) + ({"role": "assistant", "content": c},), "")
+        return [0.0] * len(values_list)
+
     def logprob(self, prompt: Prompt, values: dict[str, Any], continuation: str, ctx: CallContext) -> float:
-        self._add(ctx.step, prompt.render(**values) + ({"role": "assistant", "content": continuation},), "")
-        return 0.0
+        return self.logprob_many(prompt, [values], [continuation], ctx)[0]
+
+    def token_logprobs_many(self, prompt: Prompt, values_list, candidates: Sequence[str],
+                            ctx: CallContext) -> list[dict[str, float]]:
+        for v in values_list:
+            self._add(ctx.step, prompt.render(**self.task_values, **v), "x")
+        return [{c: math.log(0.5) for c in candidates} for _ in values_list]
 
     def token_logprobs(self, prompt: Prompt, values: dict[str, Any], candidates: Sequence[str],
                        ctx: CallContext) -> dict[str, float]:
-        self._add(ctx.step, prompt.render(**values), "x")
-        return {c: math.log(0.5) for c in candidates}
+        return self.token_logprobs_many(prompt, [values], candidates, ctx)[0]

@@ -35,6 +35,7 @@ from typing import Any
 from ..data.groups import write_groups
 from ..errors import ConfigError
 from ..fileio import atomic_write
+from ..labels import judgment_labels
 from ..records import CandidateGroup, Document, Judgment
 from .core import AnnotateConfig, Caller, DryCaller, Estimate, QueryItem, Stats, VoteResult, approx_tokens
 from .labels import groups_from_judgments, write_judgments
@@ -62,13 +63,17 @@ def build_items(groups: Sequence[CandidateGroup], corpus: Mapping[str, Document]
         seen.add(g.query_id)
         if not g.candidates:
             continue
-        doc_ids = tuple(dict.fromkeys(c.doc_id for c in sorted(g.candidates, key=lambda c: c.rank)))
+        first = {}
+        for c in sorted(g.candidates, key=lambda c: c.rank):
+            first.setdefault(c.doc_id, c.score)
+        doc_ids = tuple(first)
         missing = [d for d in doc_ids if d not in corpus]
         if missing:
             raise ConfigError(f"query {g.query_id!r}: candidate doc {missing[0]!r} is not in the corpus")
         texts = tuple(escape_passage(corpus[d].full_text(), config.max_passage_words, config.sanitize) for d in doc_ids)
         ans = tuple((answers or {}).get(g.query_id, ()))
-        items.append(QueryItem(g.query_id, " ".join(g.query.split()), doc_ids, texts, ans))
+        items.append(QueryItem(g.query_id, " ".join(g.query.split()), doc_ids, texts, ans,
+                               tuple(float(first[d]) for d in doc_ids)))
     return items
 
 
@@ -173,8 +178,7 @@ def annotate(
     def flush(final: bool) -> None:
         done = [j for it in items if it.query_id in results for j in results[it.query_id]]
         write_judgments(out_dir / "judgments.jsonl", done)
-        write_groups(out_dir / "groups.jsonl", groups_from_judgments(done, groups, label=label,
-                                                                    threshold=config.threshold))
+        write_groups(out_dir / "groups.jsonl", groups_from_judgments(done, groups, config.label_rule))
         _write_summary(out_dir, config, model, prompt_id, items, results, failed, stats, time.perf_counter() - t0,
                        label, complete=final)
 
@@ -216,14 +220,10 @@ def annotate(
     return AnnotationRun(done, summary, out_dir, failed)
 
 
-def positives_histogram(results: Mapping[str, list[Judgment]], label: str, threshold: float) -> dict[int, int]:
-    """Number of queries with 0, 1, 2, ... positives (label ≥ threshold)."""
-    hist: Counter[int] = Counter()
-    for js in results.values():
-        vals = [getattr(j, label) for j in js if getattr(j, label) is not None]
-        if vals:
-            hist[sum(v >= threshold for v in vals)] += 1
-    return dict(sorted(hist.items()))
+def positives_histogram(results: Mapping[str, list[Judgment]], rule: str) -> dict[int, int]:
+    """Number of queries with 0, 1, 2, ... positives under the label rule."""
+    labels = judgment_labels([j for js in results.values() for j in js], rule)
+    return dict(sorted(Counter(sum(w > 0 for w in per.values()) for per in labels.values()).items()))
 
 
 def _write_summary(out_dir: Path, config, model, prompt_id, items, results, failed, stats: Stats, elapsed, label,
@@ -239,7 +239,8 @@ def _write_summary(out_dir: Path, config, model, prompt_id, items, results, fail
         "queries_failed": len(failed),
         "judgments": sum(len(js) for js in results.values()),
         "label": label,
-        "positives_per_query": positives_histogram(results, label, config.threshold),
+        "label_rule": config.label_rule,
+        "positives_per_query": positives_histogram(results, config.label_rule),
         "elapsed_s_this_run": round(elapsed, 3),
         **stats.to_dict(),
         "config": config.to_dict(),
@@ -267,7 +268,7 @@ def estimate(
     if method.needs_answers:
         items = [it for it in items if it.answers]
     est = Estimate(queries=len(items))
-    caller = DryCaller(est, select_fraction, count_tokens, count_text)
+    caller = DryCaller(est, select_fraction, count_tokens, count_text, config.task_spec.values())
     for item in items:
         for v, order in enumerate(_orders(item, method, config)):
             method.run(item, order, caller, v)

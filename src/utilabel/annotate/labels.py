@@ -1,12 +1,10 @@
-"""Judgment files and the labels → training groups conversion.
+"""Judgment files and the judgments → training groups conversion.
 
 ``judgments.jsonl`` has one :class:`~utilabel.records.Judgment` per line (``query_id``,
 ``doc_id``, ``method``, ``relevance``, ``utility``, ``rank``, ``score``, ``model``,
-``prompt_id``), written atomically. :func:`groups_from_judgments` makes training groups: per
-query, positives are the candidates whose chosen label is ≥ ``threshold`` (weight 1.0, or the
-label value with ``weights="soft"``), hard negatives are the other candidates of that query.
-Candidates without a label (a failed LLM step) are left out of both; queries with no positive are
-skipped (nothing to learn from).
+``prompt_id``), written atomically. :func:`groups_from_judgments` makes training groups with a label
+rule of :mod:`utilabel.labels` (the one place that decides what a positive is). Candidates without a
+label (a failed LLM step) are left out; queries with no positive are skipped (nothing to learn from).
 """
 
 from __future__ import annotations
@@ -16,11 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from ..errors import ConfigError, DataFormatError
+from ..errors import DataFormatError
 from ..fileio import atomic_write
-from ..records import CandidateGroup, Judgment, Qrels, TrainingGroup
+from ..labels import DEFAULT_RULE, LabelRule, judgment_labels
+from ..records import CandidateGroup, Judgment, TrainingGroup
 
-LABELS = ("utility", "relevance", "score")
 _FIELDS = {f.name for f in fields(Judgment)}
 
 
@@ -49,55 +47,23 @@ def read_judgments(path: str | Path) -> list[Judgment]:
     return out
 
 
-def label_of(j: Judgment, label: str) -> float | None:
-    if label not in LABELS:
-        raise ConfigError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
-    value = getattr(j, label)
-    return None if value is None else float(value)
-
-
 def groups_from_judgments(
     judgments: Iterable[Judgment],
     candidates: Sequence[CandidateGroup],
-    label: str = "utility",
-    threshold: float = 0.5,
+    rule: LabelRule | str = DEFAULT_RULE,
     weights: str = "binary",
 ) -> list[TrainingGroup]:
-    """Training groups from judgments (see module docstring), in candidate-group order.
-
-    ``label``: ``utility`` (default), ``relevance`` or ``score``; ``weights``: ``binary`` (1.0 per
-    positive) or ``soft`` (the label value, e.g. a vote fraction or graded utility).
-    """
-    if weights not in ("binary", "soft"):
-        raise ConfigError(f"weights must be 'binary' or 'soft', got {weights!r}")
-    by_query: dict[str, dict[str, float | None]] = {}
-    for j in judgments:
-        by_query.setdefault(j.query_id, {})[j.doc_id] = label_of(j, label)
+    """Training groups from judgments, in candidate-group order: per query, the positives chosen by
+    ``rule`` (weight 1.0, or the soft value with ``weights="soft"``) and the other labelled candidates
+    as hard negatives, in first-stage order. Queries with no positive are skipped (nothing to learn)."""
+    labels = judgment_labels(judgments, rule, weights)
     out = []
     for g in candidates:
-        labels = by_query.get(g.query_id)
-        if not labels:
+        per = labels.get(g.query_id)
+        if not per:
             continue
-        pos: dict[str, float] = {}
-        neg: list[str] = []
-        for c in sorted(g.candidates, key=lambda c: c.rank):
-            value = labels.get(c.doc_id)
-            if value is None or c.doc_id in pos or c.doc_id in neg:
-                continue
-            if value >= threshold:
-                pos[c.doc_id] = 1.0 if weights == "binary" else value
-            else:
-                neg.append(c.doc_id)
+        order = list(dict.fromkeys(c.doc_id for c in sorted(g.candidates, key=lambda c: c.rank) if c.doc_id in per))
+        pos = {d: per[d] for d in order if per[d] > 0}
         if pos:
-            out.append(TrainingGroup(g.query_id, g.query, pos, neg))
-    return out
-
-
-def judgments_to_qrels(judgments: Iterable[Judgment], label: str = "utility", threshold: float = 0.5) -> Qrels:
-    """LLM labels as binary qrels (1 = label ≥ threshold), for agreement and as training labels."""
-    out: Qrels = {}
-    for j in judgments:
-        value = label_of(j, label)
-        if value is not None:
-            out.setdefault(j.query_id, {})[j.doc_id] = int(value >= threshold)
+            out.append(TrainingGroup(g.query_id, g.query, pos, [d for d in order if d not in pos]))
     return out

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..annotate.fusion import SIGNALS
+from ..annotate.tasks import task_names
 from ..errors import ConfigError
+from ..labels import CALIBRATION_OBJECTIVES, RULE_HELP, parse_rule_template
 
 # Qwen2.5-Coder-1.5B Q4_K_M on embedded llama.cpp, 1 thread, on the shared 2-core CPU this project
 # is developed on (load average ~9): ~15 prompt tok/s, ~4 generated tok/s (BENCHMARKS.md,
@@ -37,7 +40,20 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=5, help="utilrank stride")
     p.add_argument("--top-m", type=int, default=3, help="utilrank graded positives")
     p.add_argument("--answer-source", default="relsel", choices=["relsel", "none"], help="pointwise pseudo-answer")
-    p.add_argument("--threshold", type=float, default=0.5, help="utility ≥ threshold is a positive")
+    p.add_argument("--task", default=None, choices=task_names(),
+                   help="what 'useful' means (default: the dataset's task, e.g. claim for scifact)")
+    p.add_argument("--task-instruction", default=None, help="your own yes/no question instead of a task")
+    p.add_argument("--label-rule", default=None,
+                   help=f"how scores become positives: {RULE_HELP} (default top1+threshold:0.5 for pointwise, "
+                        "else threshold:0.5)")
+    p.add_argument("--calibrate-on", default=None, metavar="QRELS",
+                   help="choose the label rule's threshold on human labels: a split name of --dataset or a qrels file")
+    p.add_argument("--calibration-queries", type=int, default=50,
+                   help="annotated queries (with human labels, in run order) used for calibration")
+    p.add_argument("--calibration-objective", default="kappa", choices=CALIBRATION_OBJECTIVES)
+    p.add_argument("--signals", default="yesno", help=f"pointwise signals, comma-separated: {', '.join(SIGNALS)}")
+    p.add_argument("--weight", action="append", default=[], metavar="SIGNAL=W",
+                   help="pointwise fusion weight of a signal other than yesno (repeatable)")
     p.add_argument("--no-joint", action="store_true", help="compact utilsel: separate pseudo-answer call")
     p.add_argument("--extra-tokens", type=int, default=0, help="added to every completion budget (thinking models)")
     p.add_argument("--workers", type=int, default=1, help="queries annotated concurrently")
@@ -49,14 +65,35 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _config(args):
-    from ..annotate import AnnotateConfig
+def _weights(items) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--weight must be SIGNAL=NUMBER, got {item!r}") from None
+        if not sep:
+            raise ConfigError(f"--weight must be SIGNAL=NUMBER, got {item!r}")
+    return out
 
+
+def _config(args, dataset):
+    from ..annotate import AnnotateConfig
+    from ..labels import parse_rule_template
+
+    rule = args.label_rule or ("top1+threshold:0.5" if args.method == "pointwise" else "threshold:0.5")
+    template, top = parse_rule_template(rule)
+    if template is None and not args.calibrate_on:
+        raise ConfigError(f"--label-rule {rule} needs --calibrate-on QRELS")
     return AnnotateConfig(
         method=args.method, style=args.style, seed=args.seed, shuffle=not args.no_shuffle, votes=args.votes,
         retries=args.retries, max_passage_words=args.max_passage_words, window=args.window, stride=args.stride,
-        top_m=args.top_m, answer_source=args.answer_source, threshold=args.threshold,
+        top_m=args.top_m, answer_source=args.answer_source,
         joint=False if args.no_joint else None, extra_tokens=args.extra_tokens,
+        task=args.task or dataset.task or "qa", task_instruction=args.task_instruction,
+        label_rule=(template or parse_rule_template(f"top{top}" if top else "threshold:0.5")[0]).spec,
+        signals=args.signals, weights=_weights(args.weight),
     )
 
 
@@ -80,8 +117,8 @@ def run_annotate(args) -> int:
     from ..annotate import annotate, estimate, estimate_summary
     from ..data.registry import load_dataset
 
-    config = _config(args)
     dataset = load_dataset(args.dataset)
+    config = _config(args, dataset)
     groups = _candidates(args, dataset)
     answers = {qid: q.answers for qid, q in dataset.queries.items() if q.answers}
     if args.dry_run:
@@ -109,6 +146,14 @@ def run_annotate(args) -> int:
     with backend:
         run = annotate(groups, dataset.corpus, backend, args.out, config, answers=answers,
                        progress=not args.no_progress, workers=args.workers)
+    if args.calibrate_on:
+        from ..annotate.calibration import calibrate_run
+
+        cal = calibrate_run(run.out_dir, _human_qrels(args.calibrate_on, dataset), groups,
+                            parse_rule_template(args.label_rule or "top1+calibrated")[1],
+                            args.calibration_queries, args.calibration_objective, dataset.relevance_level)
+        print(f"calibrated label rule {cal['rule']} on {len(cal['queries'])} queries "
+              f"({args.calibration_objective} {cal[args.calibration_objective]:.3f})")
     s = run.summary
     print(f"{s['queries_labelled']}/{s['queries']} queries labelled ({s['queries_failed']} failed), "
           f"{s['judgments']} judgments, {s['calls_new']} new calls, {s['calls_cached']} replayed")
@@ -120,22 +165,33 @@ def run_annotate(args) -> int:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
+    from ..annotate.report import DEFAULT_RULES
+
     p.add_argument("runs", nargs="+", help="annotation run folder(s) (with judgments.jsonl)")
     p.add_argument("--dataset", required=True, help="dataset with human qrels")
     p.add_argument("--split", default="train")
-    p.add_argument("--label", default=None, choices=["utility", "relevance", "score"],
-                   help="label compared with qrels (default: the method's own)")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--rules", default=",".join(DEFAULT_RULES), help=f"label rules compared, comma-separated ({RULE_HELP})")
     p.add_argument("--out", help="also write the markdown report here")
 
 
+def _human_qrels(source: str, dataset):
+    """A split of ``dataset`` or a qrels file (TREC or BEIR tsv)."""
+    from pathlib import Path
+
+    if Path(source).is_file():
+        from ..data.trec import read_trec_qrels
+
+        return read_trec_qrels(source)
+    return dataset.qrels(source)
+
+
 def run_report(args) -> int:
-    """Agreement of LLM judgments with human qrels: P/R/F1, Cohen's kappa, histograms, failures."""
+    """Label quality of LLM judgments against human qrels: ranking measures and label rules vs the free baseline."""
     from ..annotate.report import report_markdown
     from ..data.registry import load_dataset
 
     dataset = load_dataset(args.dataset)
-    text = report_markdown(args.runs, dataset.qrels(args.split), label=args.label, threshold=args.threshold,
+    text = report_markdown(args.runs, dataset.qrels(args.split), rules=[r for r in args.rules.split(",") if r],
                            relevance_level=dataset.relevance_level, title=f"{dataset.name} {args.split}")
     print(text)
     if args.out:

@@ -27,6 +27,8 @@ class Dataset:
 
     ``relevance_level``: minimum grade counted relevant by binary measures (TREC DL uses 2).
     ``ignore_identical_ids``: drop a retrieved doc whose id equals the query id (ArguAna).
+    ``task``: the default annotation task (``claim``, ``qa``, ``counter-argument``; from the folder's
+    metadata or the registry; ``None`` → ``qa``).
     """
 
     name: str
@@ -35,6 +37,7 @@ class Dataset:
     ignore_identical_ids: bool = False
     description: str = ""
     extra: dict = field(default_factory=dict)
+    task: str | None = None
 
     @classmethod
     def from_folder(cls, path: str | Path, name: str | None = None) -> Dataset:
@@ -53,6 +56,7 @@ class Dataset:
             ignore_identical_ids=bool(meta.get("ignore_identical_ids", False)),
             description=meta.get("description", ""),
             extra=meta.get("extra", {}),
+            task=meta.get("task"),
         )
 
     @cached_property

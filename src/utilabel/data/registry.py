@@ -35,6 +35,7 @@ class DatasetSpec:
     prepare: Callable[[Path, Path], dict]
     download: Callable[[Path], Path] | None
     description: str
+    task: str = "qa"  # the default annotation task (utilabel.annotate.tasks): what "useful" means here
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
@@ -117,4 +118,6 @@ def load_dataset(name_or_path: str | Path) -> Dataset:
     p = Path(name_or_path)
     if p.is_dir():
         return Dataset.from_folder(p)
-    return Dataset.from_folder(prepare_dataset(str(name_or_path)), name=str(name_or_path))
+    ds = Dataset.from_folder(prepare_dataset(str(name_or_path)), name=str(name_or_path))
+    ds.task = ds.task or get_spec(str(name_or_path)).task
+    return ds

@@ -45,7 +45,8 @@ class Method(ABC):
 
     @property
     def prompt_id(self) -> str:
-        return "+".join(p.ref for p in self.prompts())
+        """The prompts' ``id@vN`` refs and the task's ref, joined by ``+``."""
+        return "+".join([p.ref for p in self.prompts()] + [self.config.task_spec.ref])
 
     def ctx(self, item: QueryItem, step: str, vote: int) -> CallContext:
         return CallContext(item.query_id, self.name, step, vote)

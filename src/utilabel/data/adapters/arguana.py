@@ -27,4 +27,4 @@ def prepare(source: Path, out: Path) -> dict:
 
 
 register(DatasetSpec("arguana", "arguana", prepare, partial(fetch_beir, "arguana"),
-                     "ArguAna (BEIR): 8,674 arguments, 1,406 test queries"))
+                     "ArguAna (BEIR): 8,674 arguments, 1,406 test queries", task="counter-argument"))

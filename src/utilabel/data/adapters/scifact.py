@@ -82,4 +82,4 @@ def prepare(source: Path, out: Path) -> dict:
 
 
 register(DatasetSpec("scifact", "scifact", prepare, partial(fetch_beir, "scifact"),
-                     "SciFact: 5,183 abstracts; train 809 claims, test 300 claims (BEIR splits)"))
+                     "SciFact: 5,183 abstracts; train 809 claims, test 300 claims (BEIR splits)", task="claim"))

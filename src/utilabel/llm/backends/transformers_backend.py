@@ -16,7 +16,9 @@ better than generation.
   supported here (``supports_grammar = False``); use ``llamacpp`` for that.
 
 Options: ``model``, ``dtype`` (``bfloat16`` | ``float32``), ``dequantize`` (False keeps GGUF blocks
-with transformers' packed kernels), ``n_threads`` (torch intra-op threads).
+with transformers' packed kernels), ``n_threads`` (torch intra-op threads), ``batch_tokens`` (padded tokens per
+batched forward pass of ``logprob_many`` / ``token_logprobs_many``; prompts are sorted by length and
+right-padded, which leaves every prompt's logits as in an unpadded pass).
 """
 
 from __future__ import annotations
@@ -41,14 +43,17 @@ class TransformersBackend(LLMBackend):
     supports_logprob = True
 
     def __init__(self, model: str | os.PathLike | None = None, dtype: str = "bfloat16", dequantize: bool = True,
-                 n_threads: int | None = None, **options: Any):
+                 n_threads: int | None = None, batch_tokens: int = 4096, **options: Any):
         if dtype not in ("bfloat16", "float32"):
             raise ConfigError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}")
         if n_threads is not None and n_threads < 1:
             raise ConfigError(f"n_threads must be ≥ 1, got {n_threads}")
+        if batch_tokens < 1:
+            raise ConfigError(f"batch_tokens must be ≥ 1, got {batch_tokens}")
+        self.batch_tokens = batch_tokens
         if options:
             raise ConfigError(f"unknown option(s) {sorted(options)} for LLM backend 'transformers'; "
-                              "valid: dequantize, dtype, model, n_threads")
+                              "valid: batch_tokens, dequantize, dtype, model, n_threads")
         path = resolve_model(model)
         name = str(model) if model is not None and str(model) in MODELS else path.name
         super().__init__(model=name, **options)
@@ -85,35 +90,71 @@ class TransformersBackend(LLMBackend):
     def _text_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _log_probs(self, ids: list[int], positions: slice):
-        """log_softmax (float32) of the next-token distributions at ``positions`` of one forward pass."""
+    def _forward(self, seqs: list[list[int]]):
+        """Logits of a right-padded batch (causal attention: padding after a sequence never changes its
+        logits, and positions stay 0, 1, … as in an unpadded pass)."""
         torch = self._torch
+        width = max(len(x) for x in seqs)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x in seqs])
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs])
         with torch.inference_mode():
-            logits = self.hf_model(torch.tensor([ids])).logits[0, positions]
-            return torch.log_softmax(logits.float(), dim=-1)
+            return self.hf_model(input_ids=ids, attention_mask=mask).logits
+
+    def _batches(self, seqs: list[list[int]]):
+        """``(indices, logits)`` over batches of similar length (sorted, at most ``batch_tokens``
+        padded tokens per batch), so padding stays small."""
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        batch: list[int] = []
+        for i in order:
+            if batch and len(seqs[i]) * (len(batch) + 1) > self.batch_tokens:
+                yield batch, self._forward([seqs[j] for j in batch])
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch, self._forward([seqs[j] for j in batch])
 
     # ------------------------------------------------------------------ scoring
-    def _logprob_one(self, messages: Sequence[dict[str, str]], continuation: str) -> float:
-        cont = self._text_ids(continuation)
-        if not cont:
-            return 0.0
-        prompt = self._prompt_ids(messages)
-        ids = prompt + cont
-        # position t predicts token t+1: rows len(prompt)-1 … len(ids)-2 predict the continuation
-        lp = self._log_probs(ids, slice(len(prompt) - 1, len(ids) - 1))
-        picked = lp.gather(1, self._torch.tensor(cont).unsqueeze(1)).squeeze(1)
-        return float(picked.double().sum())
+    def logprob_many(self, items: Sequence[tuple[Sequence[dict[str, str]], str]]) -> list[float]:
+        """Batched :meth:`logprob`: per item, the continuation's log-probabilities summed in float64."""
+        torch = self._torch
+        prompts = [self._prompt_ids(m) for m, _ in items]
+        conts = [self._text_ids(c) for _, c in items]
+        out = [0.0] * len(items)
+        seqs = [p + c for p, c in zip(prompts, conts, strict=True)]
+        for batch, logits in self._batches(seqs):
+            for row, i in enumerate(batch):
+                if not conts[i]:
+                    continue
+                start = len(prompts[i])  # position t predicts token t+1
+                lp = torch.log_softmax(logits[row, start - 1: start - 1 + len(conts[i])].float(), dim=-1)
+                out[i] = float(lp.gather(1, torch.tensor(conts[i]).unsqueeze(1)).double().sum())
+        return out
 
-    def _token_logprobs_one(self, messages: Sequence[dict[str, str]], candidates: Sequence[str]) -> dict[str, float]:
-        prompt = self._prompt_ids(messages)
-        lp = self._log_probs(prompt, slice(len(prompt) - 1, len(prompt)))[0]
-        out = {}
+    def _logprob_one(self, messages: Sequence[dict[str, str]], continuation: str) -> float:
+        return self.logprob_many([(messages, continuation)])[0]
+
+    def token_logprobs_many(self, messages_list: Sequence[Sequence[dict[str, str]]],
+                            candidates: Sequence[str] = ("yes", "no")) -> list[dict[str, float]]:
+        """Batched :meth:`token_logprobs`: one padded forward pass per batch of prompts."""
+        if not candidates:
+            raise ConfigError("token_logprobs needs at least one candidate")
+        firsts = {}
         for c in candidates:
             ids = self._text_ids(c)
             if not ids:
                 raise ConfigError(f"candidate {c!r} has no tokens")
-            out[c] = float(lp[ids[0]])
+            firsts[c] = ids[0]
+        seqs = [self._prompt_ids(m) for m in messages_list]
+        out: list[dict[str, float]] = [{} for _ in seqs]
+        for batch, logits in self._batches(seqs):
+            for row, i in enumerate(batch):
+                lp = self._torch.log_softmax(logits[row, len(seqs[i]) - 1].float(), dim=-1)
+                out[i] = {c: float(lp[t]) for c, t in firsts.items()}
         return out
+
+    def _token_logprobs_one(self, messages: Sequence[dict[str, str]], candidates: Sequence[str]) -> dict[str, float]:
+        return self.token_logprobs_many([messages], candidates)[0]
 
     # ------------------------------------------------------------------ chat
     def _chat_one(self, request: ChatRequest) -> ChatResponse:

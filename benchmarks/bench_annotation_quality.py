@@ -1,0 +1,134 @@
+"""Label quality of the embedded model's pointwise judge: the grid that picks the local defaults.
+
+For one dataset split (first ``--limit`` queries, BM25 top-``--k`` candidates), runs ``utilabel
+annotate`` (pointwise, no pseudo-answer, the ``transformers`` backend: batched forward passes) once per
+variant into ``--root/<dataset>-<split>/<variant>/`` (resumable: every scored call is in the variant's
+``calls.jsonl``; a variant that only re-weights signals replays the calls of the ``all`` variant and
+costs nothing), then reports, per variant and label rule, the ranking measures of the LLM order against
+the BM25 order and the agreement of the labels with human qrels next to the free baseline "BM25 top-1
+is the positive" (:mod:`utilabel.annotate.report`).
+
+Variants (``--variants``, comma-separated):
+
+* ``yesno`` — the dataset's task wording (e.g. ``claim`` for SciFact), log-odds of Yes/No;
+* ``yesno-qa`` — the generic question wording (task ``qa``) on the same passages;
+* ``graded`` / ``ql`` — expected 0–3 grade / query likelihood alone;
+* ``all`` — yesno + graded + ql + first_stage, weights 1 (computes every signal once);
+* ``fused:<g>,<q>,<f>`` — yesno + graded·g + ql·q + first_stage·f, replayed from ``all``'s calls;
+* ``search`` — every ``fused`` weight combination in {0, 0.5, 1, 2}³, replayed; the best by kappa of
+  ``top1+threshold:0.5`` (ties: precision@1) is reported. Choose on training queries only.
+
+Run (resumable; writes the markdown to ``--out`` and prints it)::
+
+    python benchmarks/bench_annotation_quality.py --dataset scifact --split train --limit 20 \
+        --variants yesno,yesno-qa,all,search --out docs/results/annotation/screen-scifact-train.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+os.environ.setdefault("UTILABEL_SOURCE_MIRROR", str(REPO.parent / "shared" / "data"))
+
+from _report import machine  # noqa: E402
+
+from utilabel.annotate import AnnotateConfig, annotate  # noqa: E402
+from utilabel.annotate.report import failure_table, quality_tables, run_quality  # noqa: E402
+from utilabel.data.registry import load_dataset  # noqa: E402
+from utilabel.retrieve.bm25 import bm25_candidates  # noqa: E402
+
+RULES = ("threshold:0.5", "top1", "top1+threshold:0.5", "top2")
+ALL = ("yesno", "graded", "ql", "first_stage")
+GRID = (0.0, 0.5, 1.0, 2.0)
+
+
+def variant_config(name: str, task: str) -> tuple[dict, str | None]:
+    """``(AnnotateConfig kwargs, variant whose calls it replays)`` for a variant name."""
+    base = {"method": "pointwise", "answer_source": "none", "task": task}
+    if name == "yesno":
+        return {**base, "signals": ("yesno",)}, None
+    if name == "yesno-qa":
+        return {**base, "task": "qa", "signals": ("yesno",)}, None
+    if name in ("graded", "ql"):
+        return {**base, "signals": (name,)}, "all"
+    if name == "all":
+        return {**base, "signals": ALL}, "yesno"
+    if name.startswith("fused:"):
+        g, q, f = (float(x) for x in name.split(":", 1)[1].split(","))
+        return {**base, "signals": ALL, "weights": {"graded": g, "ql": q, "first_stage": f}}, "all"
+    raise SystemExit(f"unknown variant {name!r}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--max-passage-words", type=int, default=100)
+    ap.add_argument("--variants", default="yesno")
+    ap.add_argument("--root", default=str(REPO / "runs" / "quality"))
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--out", help="write the markdown report here")
+    args = ap.parse_args()
+
+    ds = load_dataset(args.dataset)
+    qrels = ds.qrels(args.split)
+    groups = [g for g in bm25_candidates(ds, args.split, k=args.k, limit=args.limit) if g.query_id in qrels]
+    folder = Path(args.root) / f"{args.dataset}-{args.split}"
+    names = [v for v in args.variants.split(",") if v]
+    if "search" in names:
+        names = [n for n in names if n != "search"] + [f"fused:{g:g},{q:g},{f:g}" for g, q, f in
+                                                        itertools.product(GRID, repeat=3)]
+    backend = None
+    results, timing = [], {}
+    for name in names:
+        kwargs, replay = variant_config(name, ds.task or "qa")
+        cfg = AnnotateConfig(max_passage_words=args.max_passage_words, **kwargs)
+        out = folder / name.replace(":", "_").replace(",", "-")
+        seeded_only = name == "all"  # seeded with yesno's calls, computes the other signals
+        if replay and not (out / "calls.jsonl").exists():
+            src = folder / replay / "calls.jsonl"
+            if not src.exists() and not seeded_only:
+                raise SystemExit(f"variant {name} replays {replay}: run that variant first")
+            out.mkdir(parents=True, exist_ok=True)
+            if src.exists():
+                shutil.copyfile(src, out / "calls.jsonl")
+        done = (out / "summary.json").exists() and json.loads((out / "summary.json").read_text()).get("complete")
+        if backend is None and (seeded_only or not replay) and not done:
+            from utilabel.llm import get_backend
+
+            backend = get_backend("transformers", model=args.model)
+        t0 = time.perf_counter()
+        annotate(groups, ds.corpus, backend, out, cfg, progress=not replay or seeded_only)
+        timing[name] = time.perf_counter() - t0
+        results.append(run_quality(out, qrels, RULES, ds.relevance_level))
+    fused = [r for r in results if r.name.startswith("fused_")]
+    keep = [r for r in results if not r.name.startswith("fused_")]
+    if fused:
+        best = max(fused, key=lambda r: (r.rules["top1+threshold:0.5"].kappa, r.llm["P@1"]))
+        keep.append(best)
+        print(f"best fusion by kappa of top1+threshold:0.5: {best.name}")
+    lines = [f"### {args.dataset} {args.split}: first {args.limit} queries with qrels ({len(groups)}), "
+             f"BM25 top-{args.k}, passages ≤ {args.max_passage_words} words, {args.model}", "",
+             f"Machine: {machine()}. Variants: {', '.join(r.name for r in keep)}"
+             + (f" (best of {len(fused)} fusion weightings, chosen here)" if fused else "") + ".", "",
+             *quality_tables(keep), "", *failure_table([folder / r.name for r in keep])]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
