@@ -16,7 +16,9 @@ Variants (``--variants``, comma-separated):
 * ``all`` — yesno + graded + ql + first_stage, weights 1 (computes every signal once);
 * ``fused:<g>,<q>,<f>`` — yesno + graded·g + ql·q + first_stage·f, replayed from ``all``'s calls;
 * ``search`` — every ``fused`` weight combination in {0, 0.5, 1, 2}³, replayed; the best by kappa of
-  ``top1+threshold:0.5`` (ties: precision@1) is reported. Choose on training queries only.
+  ``top1+threshold:0.5`` (ties: precision@1) is reported. Choose on training queries only;
+* ``fs:<f>`` — yesno + first_stage·f, replayed from ``yesno``'s calls (free);
+* ``search-fs`` — ``fs`` for f in {0.25, 0.5, 1, 2, 4}, the best reported as above.
 
 Run (resumable; writes the markdown to ``--out`` and prints it)::
 
@@ -51,6 +53,16 @@ ALL = ("yesno", "graded", "ql", "first_stage")
 GRID = (0.0, 0.5, 1.0, 2.0)
 
 
+class ReplayOnly:
+    """Stands in for the model when every call is in the log (call keys include the model name)."""
+
+    def __init__(self, model: str):
+        self.model = model
+
+    def __getattr__(self, name):
+        raise SystemExit(f"a replayed variant needed a new call ({name}); run its source variant first")
+
+
 def variant_config(name: str, task: str) -> tuple[dict, str | None]:
     """``(AnnotateConfig kwargs, variant whose calls it replays)`` for a variant name."""
     base = {"method": "pointwise", "answer_source": "none", "task": task}
@@ -62,10 +74,35 @@ def variant_config(name: str, task: str) -> tuple[dict, str | None]:
         return {**base, "signals": (name,)}, "all"
     if name == "all":
         return {**base, "signals": ALL}, "yesno"
+    if name.startswith("fs:"):
+        return {**base, "signals": ("yesno", "first_stage"), "weights": {"first_stage": float(name[3:])}}, "yesno"
     if name.startswith("fused:"):
         g, q, f = (float(x) for x in name.split(":", 1)[1].split(","))
         return {**base, "signals": ALL, "weights": {"graded": g, "ql": q, "first_stage": f}}, "all"
     raise SystemExit(f"unknown variant {name!r}")
+
+
+def calibration_table(runs, folder, groups, qrels, n, level) -> list[str]:
+    """Thresholds chosen on the first ``n`` queries (kappa), agreement on the remaining ones."""
+    from utilabel.annotate.labels import read_judgments
+    from utilabel.labels import LabelRule, calibrate, ranked_values, rule_agreement
+
+    order = [g.query_id for g in groups]
+    fit, held = set(order[:n]), set(order[n:])
+    human = {q: {d for d, g in qrels[q].items() if g >= level} for q in order}
+    first = {g.query_id: [(c.doc_id, -float(c.rank)) for c in g.candidates] for g in groups}
+    base = rule_agreement({q: first[q] for q in held}, human, LabelRule(top=1))
+    lines = [f"Calibrated thresholds (kappa) chosen on the first {len(fit)} queries, agreement on the other "
+             f"{len(held)}; free baseline on those: kappa {base.kappa:.3f}, F1 {base.f1:.3f}.", "",
+             "| run | rule (chosen) | precision | recall | F1 | kappa | LLM pos/q |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in runs:
+        ranked = ranked_values(read_judgments(folder / r.name / "judgments.jsonl"))
+        for top in (0, 1):
+            rule, _ = calibrate({q: ranked[q] for q in fit if q in ranked}, human, top, "kappa")
+            a = rule_agreement({q: ranked[q] for q in held if q in ranked}, human, rule)
+            lines.append(f"| {r.name} | {rule.spec} | {a.precision:.3f} | {a.recall:.3f} | {a.f1:.3f} | "
+                         f"{a.kappa:.3f} | {(a.tp + a.fp) / max(len(held), 1):.2f} |")
+    return lines
 
 
 def main() -> None:
@@ -79,6 +116,8 @@ def main() -> None:
     ap.add_argument("--root", default=str(REPO / "runs" / "quality"))
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--out", help="write the markdown report here")
+    ap.add_argument("--calibrate", type=int, default=0,
+                    help="calibrate thresholds (kappa) on the first N queries, evaluate on the rest")
     args = ap.parse_args()
 
     ds = load_dataset(args.dataset)
@@ -86,6 +125,8 @@ def main() -> None:
     groups = [g for g in bm25_candidates(ds, args.split, k=args.k, limit=args.limit) if g.query_id in qrels]
     folder = Path(args.root) / f"{args.dataset}-{args.split}"
     names = [v for v in args.variants.split(",") if v]
+    if "search-fs" in names:
+        names = [n for n in names if n != "search-fs"] + [f"fs:{f:g}" for f in (0.25, 0.5, 1.0, 2.0, 4.0)]
     if "search" in names:
         names = [n for n in names if n != "search"] + [f"fused:{g:g},{q:g},{f:g}" for g, q, f in
                                                         itertools.product(GRID, repeat=3)]
@@ -109,20 +150,25 @@ def main() -> None:
 
             backend = get_backend("transformers", model=args.model)
         t0 = time.perf_counter()
-        annotate(groups, ds.corpus, backend, out, cfg, progress=not replay or seeded_only)
+        annotate(groups, ds.corpus, backend or ReplayOnly(args.model), out, cfg, progress=not replay or seeded_only)
         timing[name] = time.perf_counter() - t0
         results.append(run_quality(out, qrels, RULES, ds.relevance_level))
-    fused = [r for r in results if r.name.startswith("fused_")]
-    keep = [r for r in results if not r.name.startswith("fused_")]
-    if fused:
-        best = max(fused, key=lambda r: (r.rules["top1+threshold:0.5"].kappa, r.llm["P@1"]))
-        keep.append(best)
-        print(f"best fusion by kappa of top1+threshold:0.5: {best.name}")
+    keep, fused = [], []
+    for prefix in ("fused_", "fs_"):
+        group = [r for r in results if r.name.startswith(prefix)]
+        if len(group) > 1:
+            best = max(group, key=lambda r: (r.rules["top1+threshold:0.5"].kappa, r.llm["P@1"]))
+            fused += group
+            keep.append(best)
+            print(f"best {prefix[:-1]} weighting by kappa of top1+threshold:0.5: {best.name}")
+    keep = [r for r in results if r not in fused] + keep
     lines = [f"### {args.dataset} {args.split}: first {args.limit} queries with qrels ({len(groups)}), "
              f"BM25 top-{args.k}, passages ≤ {args.max_passage_words} words, {args.model}", "",
              f"Machine: {machine()}. Variants: {', '.join(r.name for r in keep)}"
              + (f" (best of {len(fused)} fusion weightings, chosen here)" if fused else "") + ".", "",
              *quality_tables(keep), "", *failure_table([folder / r.name for r in keep])]
+    if args.calibrate:
+        lines += ["", *calibration_table(keep, folder, groups, qrels, args.calibrate, ds.relevance_level)]
     text = "\n".join(lines)
     print(text)
     if args.out:

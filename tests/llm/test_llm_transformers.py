@@ -62,3 +62,19 @@ def test_chat_generates_and_rejects_grammars(hf):
     assert r.text and r.prompt_tokens > 10 and 1 <= r.completion_tokens <= 6 and r.model == "smollm2-135m"
     with pytest.raises(ConfigError, match="cannot constrain output"):
         hf.chat(ChatRequest(tuple(Q), grammar='root ::= "yes"'))
+
+
+def test_batched_scoring_equals_one_at_a_time(hf):
+    """Right-padded batches of prompts of different lengths give each prompt's unpadded numbers."""
+    msgs = [[{"role": "user", "content": f"Passage: {'word ' * n}\n\nIs this passage long? Answer Yes or No."}]
+            for n in (1, 40, 7, 90)]
+    hf.batch_tokens = 250  # two batches: the three shorter prompts padded together, then the longest
+    try:
+        many = hf.token_logprobs_many(msgs, ("Yes", "No"))
+        lps = hf.logprob_many([(m, "Yes, it is.") for m in msgs])
+    finally:
+        hf.batch_tokens = 4096
+    for m, got, lp in zip(msgs, many, lps):
+        one = hf.token_logprobs_many([m], ("Yes", "No"))[0]
+        assert got == pytest.approx(one, abs=1e-4)
+        assert lp == pytest.approx(hf.logprob_many([(m, "Yes, it is.")])[0], abs=1e-4)

