@@ -90,8 +90,7 @@ def test_method_end_to_end_on_real_server(server, scifact, tmp_path, method, ext
     check_run(run, groups, method)
     task = cfg.task_spec
     assert all(j.prompt_id.endswith("+" + task.ref) for j in run.judgments)
-    rendered = [r for r in (json.loads(x) for x in (run.out_dir / "calls.jsonl").read_text().splitlines())]
-    assert {r["step"] for r in rendered} >= ({"pointwise"} if method == "pointwise" else set())
+    rendered = [json.loads(x) for x in (run.out_dir / "calls.jsonl").read_text().splitlines()]
     if method == "pointwise" and run.judgments:
         scored = [j for j in run.judgments if j.score is not None]
         assert scored and all(0.0 < j.utility < 1.0 for j in scored)  # real probabilities, never 0/1
