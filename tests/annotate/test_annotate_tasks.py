@@ -128,3 +128,27 @@ def test_cli_rejects_unknown_task_and_bad_rule(mirror, tmp_path, capsys):
                "--signals", "yesno,ql", "--limit", "2", "--k", "3", "--out", str(tmp_path / "d"), "--dry-run"])
     out = capsys.readouterr().out
     assert rc == 0 and "calls              12 (without retries)" in out  # 2 queries × 3 passages × 2 signals
+
+
+def test_cli_defaults_depend_on_the_backend(mirror, tmp_path, capsys):
+    import argparse
+
+    from utilabel.annotate.core import LOCAL_DEFAULTS
+    from utilabel.cli.annotate import _annotate_args, _config
+    from utilabel.data.registry import load_dataset
+
+    p = argparse.ArgumentParser()
+    _annotate_args(p)
+    ds = load_dataset("scifact")
+    local = _config(p.parse_args(["--dataset", "scifact", "--out", "x"]), ds)
+    assert (local.method, local.answer_source, local.signals, local.label_rule, local.task) == (
+        "pointwise", "none", LOCAL_DEFAULTS["signals"], LOCAL_DEFAULTS["label_rule"], "claim")
+    assert local.weights == LOCAL_DEFAULTS["weights"] and local.max_passage_words == 100
+    server = _config(p.parse_args(["--dataset", "scifact", "--out", "x", "--backend", "openai"]), ds)
+    assert (server.method, server.label_rule, server.max_passage_words) == ("utilsel", "threshold:0.5", 150)
+    mine = _config(p.parse_args(["--dataset", "scifact", "--out", "x", "--signals", "yesno", "--label-rule", "top2"]),
+                   ds)
+    assert (mine.signals, mine.weights, mine.label_rule) == (("yesno",), {}, "top2")
+    rc = main(["annotate", "--dataset", "scifact", "--limit", "2", "--k", "3", "--out", str(tmp_path / "d"),
+               "--dry-run"])
+    assert rc == 0 and "calls              6 (without retries)" in capsys.readouterr().out  # one scored call each

@@ -24,6 +24,18 @@ from .prompts import STYLES, Prompt
 from .store import CallStore, call_key
 
 
+LOCAL_BACKENDS = ("llamacpp", "transformers", "vllm")
+"""Backends that run a model in this process or machine: they get :data:`LOCAL_DEFAULTS`."""
+
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "method": "pointwise", "answer_source": "none", "signals": ("yesno", "first_stage"),
+    "weights": {"first_stage": 0.25}, "label_rule": "top1+threshold:0.5", "max_passage_words": 100,
+}
+"""What ``utilabel annotate`` uses with a local model unless told otherwise: the variant that labelled
+best on training queries in docs/results/annotation/quality.md (the embedded 1.5B model cannot write
+reliable selections; its pointwise judgment fused with the first-stage score ranks best)."""
+
+
 @dataclass
 class AnnotateConfig:
     """Options of an annotation run (all part of the call keys through the rendered requests).

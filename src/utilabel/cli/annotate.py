@@ -22,7 +22,8 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder (passage texts, answers)")
     p.add_argument("--split", default="train", help="split whose queries are annotated (default train)")
-    p.add_argument("--method", default="utilsel", choices=method_names(), help="annotation method")
+    p.add_argument("--method", default=None, choices=method_names(),
+                   help="annotation method (default: pointwise with a local backend, utilsel with a server)")
     p.add_argument("--style", default="compact", choices=["compact", "paper"], help="prompt style")
     p.add_argument("--candidates", help="candidate JSONL (utilabel retrieve output); default: BM25 top-k")
     p.add_argument("--k", type=int, default=10, help="candidates per query (BM25 top-k or first k of --candidates)")
@@ -35,11 +36,12 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--votes", type=int, default=1, help="k-permutation voting (soft labels)")
     p.add_argument("--no-shuffle", action="store_true", help="keep first-stage order in prompts")
     p.add_argument("--retries", type=int, default=2, help="retries after a parse failure")
-    p.add_argument("--max-passage-words", type=int, default=150)
+    p.add_argument("--max-passage-words", type=int, default=None, help="default 100 (local pointwise) or 150")
     p.add_argument("--window", type=int, default=10, help="utilrank window")
     p.add_argument("--stride", type=int, default=5, help="utilrank stride")
     p.add_argument("--top-m", type=int, default=3, help="utilrank graded positives")
-    p.add_argument("--answer-source", default="relsel", choices=["relsel", "none"], help="pointwise pseudo-answer")
+    p.add_argument("--answer-source", default=None, choices=["relsel", "none"],
+                   help="pointwise pseudo-answer (default: none with a local backend, else relsel)")
     p.add_argument("--task", default=None, choices=task_names(),
                    help="what 'useful' means (default: the dataset's task, e.g. claim for scifact)")
     p.add_argument("--task-instruction", default=None, help="your own yes/no question instead of a task")
@@ -51,7 +53,9 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-queries", type=int, default=50,
                    help="annotated queries (with human labels, in run order) used for calibration")
     p.add_argument("--calibration-objective", default="kappa", choices=CALIBRATION_OBJECTIVES)
-    p.add_argument("--signals", default="yesno", help=f"pointwise signals, comma-separated: {', '.join(SIGNALS)}")
+    p.add_argument("--signals", default=None,
+                   help=f"pointwise signals, comma-separated: {', '.join(SIGNALS)} (default: yesno,first_stage "
+                        "with a local backend, else yesno)")
     p.add_argument("--weight", action="append", default=[], metavar="SIGNAL=W",
                    help="pointwise fusion weight of a signal other than yesno (repeatable)")
     p.add_argument("--no-joint", action="store_true", help="compact utilsel: separate pseudo-answer call")
@@ -78,22 +82,43 @@ def _weights(items) -> dict[str, float]:
     return out
 
 
+def _defaults(args) -> dict:
+    """The options a run gets when not given: :data:`LOCAL_DEFAULTS` with a local backend and the
+    local default method, else the library's defaults (utilsel; pointwise asks a pseudo-answer)."""
+    from ..annotate.core import LOCAL_BACKENDS, LOCAL_DEFAULTS
+
+    method = args.method or (LOCAL_DEFAULTS["method"] if args.backend in LOCAL_BACKENDS else "utilsel")
+    local = args.backend in LOCAL_BACKENDS and method == LOCAL_DEFAULTS["method"]
+    out = dict(LOCAL_DEFAULTS) if local else {"method": method, "answer_source": "relsel", "signals": ("yesno",),
+                                              "weights": {}, "max_passage_words": 150,
+                                              "label_rule": "top1+threshold:0.5" if method == "pointwise"
+                                              else "threshold:0.5"}
+    given = {"answer_source": args.answer_source, "signals": args.signals, "label_rule": args.label_rule,
+             "max_passage_words": args.max_passage_words}
+    out.update({k: v for k, v in given.items() if v is not None})
+    if args.weight or args.signals is not None:
+        out["weights"] = _weights(args.weight)
+    out["method"] = method
+    return out
+
+
 def _config(args, dataset):
     from ..annotate import AnnotateConfig
     from ..labels import parse_rule_template
 
-    rule = args.label_rule or ("top1+threshold:0.5" if args.method == "pointwise" else "threshold:0.5")
+    d = _defaults(args)
+    rule = d["label_rule"]
     template, top = parse_rule_template(rule)
     if template is None and not args.calibrate_on:
         raise ConfigError(f"--label-rule {rule} needs --calibrate-on QRELS")
     return AnnotateConfig(
-        method=args.method, style=args.style, seed=args.seed, shuffle=not args.no_shuffle, votes=args.votes,
-        retries=args.retries, max_passage_words=args.max_passage_words, window=args.window, stride=args.stride,
-        top_m=args.top_m, answer_source=args.answer_source,
+        method=d["method"], style=args.style, seed=args.seed, shuffle=not args.no_shuffle, votes=args.votes,
+        retries=args.retries, max_passage_words=d["max_passage_words"], window=args.window, stride=args.stride,
+        top_m=args.top_m, answer_source=d["answer_source"],
         joint=False if args.no_joint else None, extra_tokens=args.extra_tokens,
         task=args.task or dataset.task or "qa", task_instruction=args.task_instruction,
         label_rule=(template or parse_rule_template(f"top{top}" if top else "threshold:0.5")[0]).spec,
-        signals=args.signals, weights=_weights(args.weight),
+        signals=d["signals"], weights=d["weights"],
     )
 
 
@@ -150,7 +175,7 @@ def run_annotate(args) -> int:
         from ..annotate.calibration import calibrate_run
 
         cal = calibrate_run(run.out_dir, _human_qrels(args.calibrate_on, dataset), groups,
-                            parse_rule_template(args.label_rule or "top1+calibrated")[1],
+                            parse_rule_template(_defaults(args)["label_rule"])[1],
                             args.calibration_queries, args.calibration_objective, dataset.relevance_level)
         print(f"calibrated label rule {cal['rule']} on {len(cal['queries'])} queries "
               f"({args.calibration_objective} {cal[args.calibration_objective]:.3f})")
