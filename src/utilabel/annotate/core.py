@@ -23,7 +23,6 @@ from .parsing import FAILURE_KINDS, Parsed
 from .prompts import STYLES, Prompt
 from .store import CallStore, call_key
 
-
 LOCAL_BACKENDS = ("llamacpp", "transformers", "vllm")
 """Backends that run a model in this process or machine: they get :data:`LOCAL_DEFAULTS`."""
 
