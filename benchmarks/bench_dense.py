@@ -65,11 +65,12 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from utilabel.data.registry import load_dataset
-    from utilabel.retrieve.dense import DenseConfig, resolve_model
+    from utilabel.retrieve.dense import DenseConfig
+    from utilabel.retrieve.encoder import resolve_encoder
 
     cfg = DenseConfig(max_length=args.max_length, query_max_length=args.query_max_length,
                       batch_size=args.batch_size)
-    model = SentenceTransformer(str(resolve_model("default")), device="cpu")
+    model = SentenceTransformer(str(resolve_encoder("default")), device="cpu")
     rows = []
     load_start = os.getloadavg()[0]
     for name in args.datasets:

@@ -1,4 +1,5 @@
-"""Session-wide test settings: a private data home, and the read-only source mirror.
+"""Session-wide test settings: a private data home, the read-only source mirror, and a tiny random
+BERT (MiniLM's tokenizer) saved as a base-model folder so training tests run in seconds on CPU.
 
 The mirror defaults to ``../shared/data`` next to the repository (override with
 ``UTILABEL_SOURCE_MIRROR``). Prepared datasets are cached per session under pytest's temp dir
@@ -78,3 +79,20 @@ def beir_subset(mirror):
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    import torch
+    import transformers
+
+    from utilabel.retrieve.encoder import default_base_model
+
+    path = tmp_path_factory.mktemp("tiny_bert")
+    tok = transformers.AutoTokenizer.from_pretrained(str(default_base_model()))
+    cfg = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    torch.manual_seed(0)
+    transformers.BertModel(cfg).save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path

@@ -18,7 +18,9 @@ def _dense_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", default="flat", help="flat (exact, default) | ivf | hnsw")
     p.add_argument("--max-length", type=int, default=256, help="passage tokens kept (default 256)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--quantize", default="none", choices=["none", "int8"],
+    from ..retrieve.encoder import QUANTIZE_MODES
+
+    p.add_argument("--quantize", default="none", choices=QUANTIZE_MODES,
                    help="int8: dynamically quantised linear layers, CPU only (faster encoding, slightly lower scores)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--evaluate", action="store_true", help="also print nDCG@10 / R@100 on the split's qrels")

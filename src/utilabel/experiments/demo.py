@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
@@ -33,7 +31,8 @@ GPU_HINT = ("This was a small CPU demo (a handful of queries, a few training ste
 class DemoConfig:
     """Sizes of the demo. ``annotator_model``: the embedded llama.cpp model that annotates with
     ``method`` (``pointwise`` — P(useful) from token log-probabilities, robust with a 135M model —
-    or a listwise method such as ``utilsel`` with a larger model); utility ≥ ``threshold`` is a positive."""
+    or a listwise method such as ``utilsel`` with a larger model); ``label_rule`` makes the positives
+    (:mod:`utilabel.labels`)."""
 
     out: str = "runs/demo"
     train_queries: int = 6
@@ -41,7 +40,7 @@ class DemoConfig:
     annotator: str = "llamacpp"
     annotator_model: str = "smollm2-135m"
     method: str = "pointwise"
-    threshold: float = 0.5
+    label_rule: str = "threshold:0.5"
     eval_queries: int = 30
     pool: int = 20
     train_steps: int = 6
@@ -66,29 +65,19 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _rerank(encoder, dataset, qids: list[str], pool_run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    docs = sorted({d for q in qids for d in pool_run.get(q, {})})
-    emb = encoder.encode([dataset.corpus[d].full_text() for d in docs], "passage")
-    index = {d: i for i, d in enumerate(docs)}
-    qemb = encoder.encode([dataset.queries[q].text for q in qids], "query")
-    run = {}
-    for row, q in enumerate(qids):
-        cand = list(pool_run.get(q, {}))
-        scores = emb[[index[d] for d in cand]] @ qemb[row] if cand else np.zeros(0)
-        run[q] = {d: float(s) for d, s in zip(cand, scores, strict=True)}
-    return run
-
-
 def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] | None = None) -> DemoResult:
     """Run the demo (see module docstring); returns the nDCG@10 table and the report path."""
     from ..annotate.core import AnnotateConfig
     from ..annotate.engine import annotate
     from ..data.registry import load_dataset
     from ..evaluate.retrieval import evaluate_run
+    from ..labels import judgment_labels
     from ..llm.base import get_backend
     from ..retrieve.bm25 import BM25Retriever, bm25_candidates
-    from ..retrieve.dense import DenseConfig, DenseEncoder
+    from ..retrieve.dense import rerank
+    from ..retrieve.encoder import Encoder
     from ..train.config import TrainConfig
+    from ..train.data import human_labels, rng_for
     from ..train.trainer import train
     from . import labels as L
 
@@ -102,7 +91,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
 
     say(f"1/4 BM25 top-{cfg.candidates} candidates for {cfg.train_queries} SciFact train queries")
     scifact = load_dataset("scifact")
-    qids = sorted(L.rng_for(cfg.seed, "demo").sample(list(scifact.qrels("train")), cfg.train_queries),
+    qids = sorted(rng_for(cfg.seed, "demo").sample(list(scifact.qrels("train")), cfg.train_queries),
                   key=list(scifact.qrels("train")).index)
     groups = [g for g in bm25_candidates(scifact, "train", k=cfg.candidates) if g.query_id in set(qids)]
     steps["candidates"] = time.time() - t0
@@ -112,10 +101,10 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
     with get_backend(cfg.annotator, model=cfg.annotator_model) as backend:
         extra = {"answer_source": "none"} if cfg.method == "pointwise" else {}
         ann = annotate(groups, scifact.corpus, backend, out / "annotation",
-                       AnnotateConfig(method=cfg.method, max_passage_words=60, retries=1, **extra), progress=True)
-    soft = L.judgment_labels([asdict(j) for j in ann.judgments], "utility")
-    llm = L.binarize(soft, cfg.threshold)
-    human = L.human_labels(scifact.qrels("train"), scifact.relevance_level, qids)
+                       AnnotateConfig(method=cfg.method, max_passage_words=60, retries=1, label_rule=cfg.label_rule,
+                                      **extra), progress=True)
+    llm = judgment_labels(ann.judgments, cfg.label_rule, field="utility")
+    human = L.restrict(human_labels(scifact, "train"), qids)
     agree = _agreement(human, llm)
     notes.append(f"LLM labels: {L.label_stats(llm)['queries_with_positive']}/{len(qids)} queries with a useful "
                  f"passage; precision of LLM positives against human qrels: {agree}")
@@ -140,13 +129,12 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
     t = time.time()
     say(f"4/4 evaluation: re-ranking BM25 top-{cfg.pool} of {cfg.eval_queries} test queries per dataset")
     table: dict[str, dict[str, float]] = {"BM25": {}, **{m: {} for m in models}}
-    dcfg = DenseConfig(max_length=cfg.max_length, query_max_length=32, cache=False)
-    encoders = {m: DenseEncoder(p or "default", dcfg) for m, p in models.items()}
+    encoders = {m: Encoder(p, "cpu", query_max_len=32, passage_max_len=cfg.max_length) for m, p in models.items()}
     for ds_name in cfg.eval_datasets:
         ds = load_dataset(ds_name)
         split = "test"
         all_q = list(ds.qrels(split))
-        sample = set(L.rng_for(cfg.seed, "demo-eval", ds_name).sample(all_q, min(cfg.eval_queries, len(all_q))))
+        sample = set(rng_for(cfg.seed, "demo-eval", ds_name).sample(all_q, min(cfg.eval_queries, len(all_q))))
         eq = [q for q in all_q if q in sample]
         k = cfg.pool + (1 if ds.ignore_identical_ids else 0)
         pool = BM25Retriever(ds.corpus).search({q: ds.queries[q] for q in eq}, k=k)
@@ -158,7 +146,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
 
         table["BM25"][ds_name] = ndcg(pool)
         for m, enc in encoders.items():
-            table[m][ds_name] = ndcg(_rerank(enc, ds, eq, pool))
+            table[m][ds_name] = ndcg(rerank(enc, ds.corpus, {q: ds.queries[q] for q in eq}, pool))
     steps["evaluation"] = time.time() - t
     seconds = time.time() - t0
     report = _write_report(out / "report.md", cfg, table, steps, seconds, notes, len(qids))

