@@ -38,24 +38,6 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
-class Qrel:
-    """One relevance judgment."""
-
-    query_id: str
-    doc_id: str
-    relevance: int
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredDoc:
-    """One line of a run: a retrieved document with its score."""
-
-    query_id: str
-    doc_id: str
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
 class Candidate:
     """A first-stage candidate for annotation: rank is 1-based."""
 
@@ -105,19 +87,3 @@ class TrainingGroup:
     query: str
     positives: dict[str, float] = field(default_factory=dict)
     negatives: list[str] = field(default_factory=list)
-
-
-def run_from_scored(docs: list[ScoredDoc]) -> Run:
-    """Group a flat list of :class:`ScoredDoc` into a nested run mapping."""
-    run: Run = {}
-    for d in docs:
-        run.setdefault(d.query_id, {})[d.doc_id] = d.score
-    return run
-
-
-def qrels_from_list(items: list[Qrel]) -> Qrels:
-    """Group a flat list of :class:`Qrel` into a nested qrels mapping."""
-    out: Qrels = {}
-    for q in items:
-        out.setdefault(q.query_id, {})[q.doc_id] = q.relevance
-    return out

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from utilabel.annotate import AnnotateConfig, annotate
 from utilabel.cli.main import main
+from utilabel.data.candidates import write_candidates
 from utilabel.data.registry import load_dataset
 from utilabel.llm import get_backend
-from utilabel.retrieve.bm25 import bm25_candidates, write_candidates
+from utilabel.retrieve.bm25 import bm25_candidates
 
 
 def test_dry_run_prints_calls_tokens_time(mirror, tmp_path, capsys):

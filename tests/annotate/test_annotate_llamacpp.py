@@ -178,7 +178,7 @@ def test_injected_passage_is_escaped_on_the_real_path(server, scifact, tmp_path)
 @pytest.mark.slow
 def test_sigkill_real_llamacpp_annotator_then_resume_equals_uninterrupted(scifact, tmp_path):
     ds, groups = scifact
-    from utilabel.retrieve.bm25 import write_candidates
+    from utilabel.data.candidates import write_candidates
 
     write_candidates(tmp_path / "cands.jsonl", groups)
 

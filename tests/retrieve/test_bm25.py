@@ -6,10 +6,11 @@ import math
 
 import pytest
 
+from utilabel.data.candidates import read_candidates, write_candidates
 from utilabel.data.registry import load_dataset
 from utilabel.evaluate.retrieval import evaluate_dataset
 from utilabel.records import Document, Query
-from utilabel.retrieve.bm25 import BM25Retriever, bm25_candidates, read_candidates, write_candidates
+from utilabel.retrieve.bm25 import BM25Retriever, bm25_candidates
 
 
 def test_scifact_ndcg_in_published_range(mirror):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.candidates import write_candidates
 from ..data.registry import load_dataset
 from ..data.trec import write_trec_run
-from ..retrieve.bm25 import BM25Config, BM25Retriever, bm25_candidates, run_from_candidates, write_candidates
+from ..retrieve.bm25 import BM25Config, BM25Retriever, bm25_candidates, run_from_candidates
 
 
 def _bm25_args(p: argparse.ArgumentParser) -> None:

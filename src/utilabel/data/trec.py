@@ -30,13 +30,6 @@ def read_trec_qrels(path: str | Path) -> Qrels:
     return read_pairs(path, parse)
 
 
-def write_trec_qrels(path: str | Path, qrels: Qrels) -> None:
-    with atomic_write(path) as fh:
-        for qid, docs in qrels.items():
-            for did, rel in docs.items():
-                fh.write(f"{qid} 0 {did} {rel}\n")
-
-
 def read_trec_run(path: str | Path) -> Run:
     def parse(lineno: int, line: str):
         parts = line.split()

@@ -60,14 +60,6 @@ def _table(rows: list[str], datasets: list[str], data, metric: str, first_col: s
     return "\n".join(lines)
 
 
-def _rows_of(records: list[dict], study_kind_rows: list[str]) -> list[str]:
-    seen: list[str] = []
-    for r in records:
-        if r["row"] in study_kind_rows and r["row"] not in seen:
-            seen.append(r["row"])
-    return seen
-
-
 def _plot(path: Path, series: dict[str, list[tuple[float, float, float]]], xlabel: str, ylabel: str, title: str) -> None:
     import matplotlib
 

@@ -2,13 +2,13 @@
 
 :class:`BM25Retriever` indexes a corpus (title + text, as Pyserini's "flat" BEIR indexes do) and
 returns runs; :func:`bm25_candidates` turns a dataset split into :class:`CandidateGroup` lists for
-annotation, written and read as JSONL by :func:`write_candidates` / :func:`read_candidates`.
+annotation (their JSONL file format lives in :mod:`utilabel.data.candidates`); :func:`cached_candidates`
+keeps a split's candidates in a file.
 Defaults ``k1=0.9, b=0.4`` are Anserini/Pyserini's BM25 defaults.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.beir import iter_jsonl
-from ..errors import ConfigError, DataFormatError
-from ..fileio import atomic_write
+from ..data.candidates import read_candidates, write_candidates
+from ..errors import ConfigError
 from ..records import Candidate, CandidateGroup, Document, Query, Run
 
 
@@ -108,30 +107,17 @@ def bm25_candidates(dataset, split: str, k: int = 20, config: BM25Config | None 
     return groups
 
 
-def write_candidates(path: str | Path, groups: list[CandidateGroup]) -> None:
-    """JSONL, one query per line: ``{"query_id", "query", "candidates": [{"doc_id", "rank", "score"}]}``."""
-    with atomic_write(path) as fh:
-        for g in groups:
-            fh.write(json.dumps({"query_id": g.query_id, "query": g.query,
-                                 "candidates": [{"doc_id": c.doc_id, "rank": c.rank, "score": c.score}
-                                                for c in g.candidates]}, ensure_ascii=False) + "\n")
-
-
-def read_candidates(path: str | Path) -> list[CandidateGroup]:
-    groups = []
-    seen = set()
-    for lineno, obj in iter_jsonl(path):
-        try:
-            qid = str(obj["query_id"])
-            cands = tuple(Candidate(str(c["doc_id"]), int(c["rank"]), float(c["score"])) for c in obj["candidates"])
-            query = str(obj["query"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataFormatError(path, lineno, f"bad candidate group ({exc!r})") from None
-        if qid in seen:
-            raise DataFormatError(path, lineno, f"duplicate query id {qid!r}")
-        seen.add(qid)
-        groups.append(CandidateGroup(qid, query, cands))
-    return groups
+def cached_candidates(dataset, split: str, k: int, path: str | Path, write: bool = True) -> dict[str, list[str]]:
+    """BM25 top-``k`` doc ids per query of ``split``, read from ``path`` when it exists, else retrieved
+    (and written there when ``write``): the hard-negative pool of the trainer and the experiment runner."""
+    path = Path(path)
+    if path.exists():
+        groups = read_candidates(path)
+    else:
+        groups = bm25_candidates(dataset, split, k=k)
+        if write:
+            write_candidates(path, groups)
+    return {g.query_id: [c.doc_id for c in g.candidates] for g in groups}
 
 
 def run_from_candidates(groups: list[CandidateGroup]) -> Run:
