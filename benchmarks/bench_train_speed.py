@@ -31,11 +31,11 @@ from _report import machine, update_section  # noqa: E402
 
 def _groups(args, tmp: Path):
     """Our trainer's epoch-0 batches as texts, plus the candidate file our child reuses (no BM25 in either child)."""
+    from utilabel.data.candidates import write_candidates
     from utilabel.data.registry import load_dataset
-    from utilabel.retrieve.bm25 import bm25_candidates, write_candidates
+    from utilabel.retrieve.bm25 import bm25_candidates
     from utilabel.train.config import TrainConfig
-    from utilabel.train.data import GroupSampler
-    from utilabel.train.trainer import build_plan
+    from utilabel.train.data import GroupSampler, build_plan
 
     cfg = _our_config(args, tmp / "ours")
     ds = load_dataset("scifact")
@@ -86,7 +86,7 @@ def child_st(args) -> dict:
     )
     from transformers import TrainerCallback
 
-    from utilabel.train.model import default_base_model
+    from utilabel.retrieve.encoder import default_base_model
 
     torch.set_num_threads(args.threads)
     rows = json.loads((Path(args.tmp) / "groups.json").read_text())
@@ -126,7 +126,8 @@ def train_step_profile(args) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from utilabel.train.model import BiEncoder, ModelConfig
+    from utilabel.retrieve.encoder import ModelConfig
+    from utilabel.train.model import BiEncoder
 
     torch.set_num_threads(args.threads)
     rows = json.loads((Path(args.tmp) / "groups.json").read_text())[: args.batch]
@@ -167,7 +168,7 @@ def bench_encode(args) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     from utilabel.data.registry import load_dataset
-    from utilabel.train.model import Encoder, default_base_model
+    from utilabel.retrieve.encoder import Encoder, default_base_model
 
     torch.set_num_threads(args.threads)
     ds = load_dataset("scifact")

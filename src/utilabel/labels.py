@@ -135,14 +135,19 @@ def run_label_rule(run_dir: str | Path) -> LabelRule:
 # ---------------------------------------------------------------------------- judgments → labels
 RELEVANCE_METHODS = frozenset({"relsel"})
 """Methods whose label is the relevance selection; every other method's label is its ``utility``."""
+LABEL_FIELDS = ("utility", "relevance")
 
 
-def judgment_value(j: Judgment) -> float | None:
+def judgment_value(j: Judgment, field: str | None = None) -> float | None:
     """The soft value of a judgment: its method's label — ``relevance`` for relevance selection,
     ``utility`` for every other method (None when that step failed: no fallback to the relevance
     step); for records without a method (hand-made files), ``utility`` when set, else ``relevance``.
-    Checked to lie in [0, 1]."""
-    if j.method in RELEVANCE_METHODS:
+    ``field`` reads that field instead (e.g. the relevance step of a utilsel run). Checked to lie in [0, 1]."""
+    if field is not None and field not in LABEL_FIELDS:
+        raise ConfigError(f"label field must be one of {', '.join(LABEL_FIELDS)}, got {field!r}")
+    if field:
+        value = getattr(j, field)
+    elif j.method in RELEVANCE_METHODS:
         value = j.relevance
     elif j.method:
         value = j.utility
@@ -160,14 +165,14 @@ def _order_key(value: float, score: float | None, rank: int | None, position: in
     return (-value, -(score if score is not None else -math.inf), rank if rank is not None else math.inf, position)
 
 
-def ranked_values(judgments: Iterable[Judgment]) -> dict[str, list[tuple[str, float]]]:
+def ranked_values(judgments: Iterable[Judgment], field: str | None = None) -> dict[str, list[tuple[str, float]]]:
     """Per query, ``(doc_id, value)`` best first (value, then score, LLM rank, written order).
 
     Several judgments of one pair (e.g. permutation votes written separately) are averaged.
     """
     acc: dict[str, dict[str, list]] = {}
     for pos, j in enumerate(judgments):
-        value = judgment_value(j)
+        value = judgment_value(j, field)
         if value is None:
             continue
         per = acc.setdefault(j.query_id, {})
@@ -188,14 +193,14 @@ def ranked_values(judgments: Iterable[Judgment]) -> dict[str, list[tuple[str, fl
 
 
 def judgment_labels(judgments: Iterable[Judgment], rule: LabelRule | str = DEFAULT_RULE,
-                    weights: str = "binary") -> Labels:
+                    weights: str = "binary", field: str | None = None) -> Labels:
     """Training labels: per query, the rule's positives get weight 1.0 (``binary``) or their value
     (``soft``, at least a tiny positive), every other labelled candidate 0.0."""
     if weights not in ("binary", "soft"):
         raise ConfigError(f"weights must be 'binary' or 'soft', got {weights!r}")
     rule = parse_rule(rule)
     out: Labels = {}
-    for qid, ranked in ranked_values(judgments).items():
+    for qid, ranked in ranked_values(judgments, field).items():
         pos = rule.select(ranked)
         out[qid] = {d: ((1.0 if weights == "binary" else max(v, 1e-6)) if d in pos else 0.0) for d, v in ranked}
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from utilabel.errors import ConfigError
+from utilabel.errors import ConfigError, UnknownNameError
 from utilabel.experiments.config import ExperimentConfig
 
 BASE = {
@@ -24,19 +24,38 @@ def test_committed_config_loads():
     assert cfg.datasets[1].max_queries == 200 and cfg.rag.limit == 5
 
 
+def test_committed_settings_and_model_keys_keep_their_meaning():
+    """The grid derives TrainConfig / DenseConfig; the committed config's settings (shown in the report,
+    hashed into model and result keys) are still those its results were made with."""
+    from pathlib import Path
+
+    cfg = ExperimentConfig.from_yaml(Path(__file__).resolve().parents[2] / "docs/results/scifact-cpu.yaml")
+    assert cfg.train_settings() == {
+        "base_model": "default", "epochs": 1, "max_steps": None, "batch_size": 8, "group_size": 4, "max_positives": 4,
+        "negatives_k": 30, "query_max_len": 24, "passage_max_len": 32, "lr": 1e-4, "temperature": 0.05}
+    assert cfg.dense_settings() == {"max_length": 32, "query_max_length": 24, "batch_size": 64, "index": "flat", "k": 100}
+    t = cfg.train_config(seed=3)
+    assert (t.group_size, t.passage_max_len, t.seed, t.negatives_k) == (4, 32, 3, 30)
+    assert ExperimentConfig.from_dict({}).train_settings()["group_size"] == 4  # the grid's default, not TrainConfig's 8
+
+
 def test_yaml_round_trip(tmp_path):
     import yaml
 
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump({**BASE, "train": {"epochs": 2}}))
     cfg = ExperimentConfig.from_yaml(p)
-    assert cfg.train.epochs == 2 and cfg.datasets[1].rag and cfg.source("llm").label == "utility"
+    assert cfg.train_config().epochs == 2 and cfg.datasets[1].rag and cfg.source("llm").label == "utility"
     assert ExperimentConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
 
 
 @pytest.mark.parametrize("patch, message", [
     ({"bogus": 1}, "experiment: unknown key 'bogus'; valid: "),
-    ({"train": {"epochs": 0}}, r"train.epochs must be in \[1, 100\], got 0"),
+    ({"train": {"epochs": 0}}, r"epochs must be an integer in \[1, 1000\]; got 0"),
+    ({"train": {"epoch": 2}}, "unknown training option.s. epoch; valid: "),
+    ({"train": {"seed": 2}}, "train.seed is set per model by the runner"),
+    ({"dense": {"k": 5}}, r"dense.k must be in \[10, 10000\], got 5"),
+    ({"dense": {"shards": 5}}, "dense: .*unexpected keyword argument 'shards'"),
     ({"studies": [{"name": "s", "losses": ["hinge"]}]}, "study 's': unknown loss 'hinge'; valid: infonce, joint, disj, lsep"),
     ({"studies": [{"name": "s", "sources": ["crowd"]}]}, "study 's': unknown label source 'crowd'; valid: human, llm"),
     ({"studies": [{"name": "s", "datasets": ["nq"]}]}, "study 's': dataset 'nq' is not among the eval datasets"),
@@ -44,10 +63,10 @@ def test_yaml_round_trip(tmp_path):
     ({"studies": [{"name": "s", "kind": "grid"}]}, "study 's': unknown kind 'grid'; valid: labels, noise, ratio"),
     ({"sources": [{"name": "llm", "kind": "judgments"}]}, "label source 'llm': a judgments source needs 'path'"),
     ({"studies": [{"name": "s", "noise_rates": [1.0]}]}, r"noise_rates must be in \[0.0, 0.95\]"),
-    ({"dense": {"quantize": "fp8"}}, "dense.quantize must be 'none' or 'int8', got 'fp8'"),
+    ({"dense": {"quantize": "fp8"}}, "unknown quantize mode 'fp8'; valid: int8, none"),
 ])
 def test_bad_configs_are_rejected_with_clear_messages(patch, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises((ConfigError, UnknownNameError), match=message):
         ExperimentConfig.from_dict({**BASE, **patch})
 
 

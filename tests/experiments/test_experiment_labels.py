@@ -1,4 +1,4 @@
-"""Label construction of the grid: human, judgments, noise injection and human/LLM mixing."""
+"""Label construction of the grid: a source's judgment field, noise injection, label files."""
 
 from __future__ import annotations
 
@@ -8,25 +8,22 @@ import pytest
 
 from utilabel.errors import ConfigError
 from utilabel.experiments import labels as L
+from utilabel.labels import judgment_labels
+from utilabel.records import Judgment
 
 
-def test_human_labels_keep_grades_as_binary_weights():
-    qrels = {"q1": {"d1": 2, "d2": 1, "d3": 0}, "q2": {"d9": 1}}
-    assert L.human_labels(qrels, relevance_level=2) == {"q1": {"d1": 1.0, "d2": 0.0, "d3": 0.0}, "q2": {"d9": 0.0}}
-    assert L.human_labels(qrels, 1, query_ids=["q2", "zz"]) == {"q2": {"d9": 1.0}}
-
-
-def test_judgment_labels_average_votes_and_skip_missing_fields():
-    recs = [
-        {"query_id": "q", "doc_id": "a", "method": "utilsel", "relevance": 1, "utility": 1.0},
-        {"query_id": "q", "doc_id": "a", "method": "utilsel", "relevance": 1, "utility": 0.0},  # second vote
-        {"query_id": "q", "doc_id": "b", "method": "utilsel", "relevance": 0, "utility": None},  # not in utility step
-        {"query_id": "q", "doc_id": "c", "method": "relsel", "relevance": 1, "utility": None},
-    ]
-    assert L.judgment_labels(recs, "utility") == {"q": {"a": 0.5}}
-    assert L.judgment_labels(recs, "relevance", method="utilsel") == {"q": {"a": 1.0, "b": 0.0}}
-    with pytest.raises(ConfigError, match=r"judgment utility must be in \[0, 1\]; got 3.0 for \(q, a\)"):
-        L.judgment_labels([{"query_id": "q", "doc_id": "a", "utility": 3}])
+def test_a_sources_field_averages_votes_and_skips_missing_values():
+    """A label source reads one judgment field: ``utility`` (a failed utility step leaves no value)
+    or ``relevance`` (the relevance-selection step of the same utilsel run)."""
+    js = [Judgment("q", "a", "utilsel", relevance=1, utility=1.0),
+          Judgment("q", "a", "utilsel", relevance=1, utility=0.0),  # second vote
+          Judgment("q", "b", "utilsel", relevance=0, utility=None),  # not in the utility step
+          Judgment("q", "c", "relsel", relevance=1, utility=None)]
+    assert judgment_labels(js, "threshold:0.5", "soft", field="utility") == {"q": {"a": 0.5}}  # (1 + 0) / 2
+    utilsel = [j for j in js if j.method == "utilsel"]
+    assert judgment_labels(utilsel, "threshold:0.5", field="relevance") == {"q": {"a": 1.0, "b": 0.0}}
+    with pytest.raises(ConfigError, match="label field must be one of utility, relevance"):
+        judgment_labels(js, "top1", field="score")
 
 
 def test_false_positive_counts_follow_the_rate():
@@ -55,17 +52,6 @@ def test_false_positives_never_reuse_judged_relevant_docs():
     assert L.add_false_positives(labels, cands, 0.9, seed=0) == {"q": {"a": 1.0, "b": 1.0, "x": 1.0}}
 
 
-def test_mix_labels_ratio_endpoints_and_fraction():
-    human = {f"q{i}": {"h": 1.0} for i in range(10)}
-    llm = {f"q{i}": {"l": 1.0} for i in range(10)}
-    assert L.mix_labels(human, llm, 0.0, 0) == (llm, [])
-    mixed, chosen = L.mix_labels(human, llm, 1.0, 0)
-    assert mixed == human and len(chosen) == 10
-    mixed, chosen = L.mix_labels(human, llm, 0.2, 0)
-    assert len(chosen) == 2  # round(0.2 · 10)
-    assert sum(1 for v in mixed.values() if "h" in v) == 2
-
-
 def test_write_labels_is_content_addressed(tmp_path):
     a = L.write_labels(tmp_path, {"q": {"d": 1.0}}, "human")
     b = L.write_labels(tmp_path, {"q": {"d": 1.0}}, "human")
@@ -75,8 +61,3 @@ def test_write_labels_is_content_addressed(tmp_path):
         {"doc_id": "d", "method": "human", "query_id": "q", "utility": 1.0}]
     assert L.label_stats({"q": {"d": 1.0, "e": 0.0}, "r": {"f": 0.0}}) == {
         "queries": 2, "queries_with_positive": 1, "mean_positives": 0.5}
-
-
-def test_binarize_thresholds_soft_labels():
-    soft = {"q1": {"a": 0.5, "b": 0.49, "c": 1.0}, "q2": {"d": 0.0}}
-    assert L.binarize(soft, 0.5) == {"q1": {"a": 1.0, "b": 0.0, "c": 1.0}, "q2": {"d": 0.0}}

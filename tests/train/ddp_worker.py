@@ -5,9 +5,10 @@ import sys
 import torch
 
 from utilabel.data.registry import load_dataset
-from utilabel.train.data import GroupSampler, human_labels, plan_labels
+from utilabel.retrieve.encoder import ModelConfig
+from utilabel.train.data import GroupSampler, TrainingData, human_labels, plan_labels
 from utilabel.train.losses import get_loss
-from utilabel.train.model import BiEncoder, ModelConfig
+from utilabel.train.model import BiEncoder
 from utilabel.train.trainer import _TokenCache, forward_backward
 
 mode, model_dir, out, loss_name = sys.argv[1:5]
@@ -26,7 +27,8 @@ groups = sampler.epoch_groups(0)
 groups[1].doc_ids[-1] = groups[0].doc_ids[0]  # query 0's positive also sits in another rank's group
 model = BiEncoder(ModelConfig(base_model=model_dir, passage_max_len=48, query_max_len=16, temperature=0.1))
 model.train(False)
-loss, masked = forward_backward(model, get_loss(loss_name), groups, _TokenCache(model, ds), plan.all_positive_ids())
+data = TrainingData(plan, cands, list(ds.corpus), lambda q: ds.queries[q].text, lambda d: ds.corpus[d].full_text())
+loss, masked = forward_backward(model, get_loss(loss_name), groups, _TokenCache(model, data), plan.all_positive_ids())
 if mode == "single" or torch.distributed.get_rank() == 0:
     torch.save({"loss": loss, "grads": {n: p.grad for n, p in model.named_parameters() if p.grad is not None}}, out)
 if mode == "ddp":

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
+from utilabel.annotate.labels import read_judgments
 from utilabel.errors import ConfigError, DataFormatError
-from utilabel.records import Judgment
+from utilabel.labels import positives
+from utilabel.train.config import TrainConfig
 from utilabel.train.data import (
     GroupSampler,
+    build_plan,
     human_labels,
-    llm_labels,
     plan_labels,
-    read_judgments,
+    training_data,
     uncertainty,
 )
 
@@ -26,19 +29,50 @@ LLM = {
 }
 
 
-def test_llm_labels_average_permutations(tmp_path):
-    path = tmp_path / "j.jsonl"
-    recs = [Judgment("q1", "d1", "utility", utility=1.0), Judgment("q1", "d1", "utility", utility=0.0),
-            Judgment("q1", "d2", "utility", relevance=1), Judgment("q1", "d3", "other", utility=1.0)]
-    path.write_text("".join(json.dumps({k: getattr(r, k) for k in r.__slots__}) + "\n" for r in recs))
-    labels = llm_labels(read_judgments(path), method="utility")
-    assert labels == {"q1": {"d1": 0.5, "d2": 1.0}}  # (1 + 0) / 2 = 0.5; relevance used when utility is None
+def pointwise_run(folder, rule: str | None = "threshold:0.5"):
+    """A pointwise annotation run as the engine writes it: ``utility = P(yes) / (P(yes) + P(no))``,
+    above 0 for every passage, and the run's label rule in ``config.json``."""
+    values = {"q1": {"a": 0.91, "b": 0.62, "c": 0.31, "d": 0.05}, "q2": {"e": 0.45, "f": 0.2}}
+    folder.mkdir()
+    (folder / "judgments.jsonl").write_text("".join(
+        json.dumps({"query_id": q, "doc_id": d, "method": "pointwise", "utility": u}) + "\n"
+        for q, docs in values.items() for d, u in docs.items()))
+    (folder / "config.json").write_text(json.dumps({"config": {"method": "pointwise", "label_rule": rule}}))
+    return folder / "judgments.jsonl"
+
+
+def test_pointwise_judgments_train_only_the_rules_positives(tmp_path):
+    """Defect 1: every pointwise value is > 0, yet only the run's rule (threshold 0.5: a and b) makes
+    positives, with their value as weight; the rest are labelled negatives. An explicit rule wins."""
+    data_dir = tmp_path / "ds"
+    (data_dir / "qrels").mkdir(parents=True)
+    (data_dir / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": f"passage {d}"}) + "\n"
+                                                   for d in "abcdefgh"))
+    (data_dir / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n{"_id": "q2", "text": "two"}\n')
+    (data_dir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t1\nq2\te\t1\n")
+    path = pointwise_run(tmp_path / "run")
+    cfg = TrainConfig(dataset=str(data_dir), labels=[str(path)], negatives_k=0, out=str(tmp_path / "o"))
+    data = training_data(cfg)
+    assert data.plan.labels(0) == {"q1": {"a": 0.91, "b": 0.62, "c": 0.0, "d": 0.0}, "q2": {"e": 0.0, "f": 0.0}}
+    sampler = GroupSampler(data.plan, data.candidates, data.corpus_ids, group_size=6, max_positives=4, seed=0)
+    g = sampler.group("q1", 0)
+    assert {d: w for d, w in zip(g.doc_ids, g.weights, strict=True) if w > 0} == {"a": 0.91, "b": 0.62}
+    assert not sampler.group("q2", 0).has_positive
+    top1 = training_data(replace(cfg, label_rule="top1")).plan.labels(0)
+    assert positives(top1["q1"]) == {"a": 0.91} and positives(top1["q2"]) == {"e": 0.45}
+
+
+def test_judgment_files_with_different_rules_need_an_explicit_rule(tmp_path):
+    a, b = pointwise_run(tmp_path / "a"), pointwise_run(tmp_path / "b", "top1")
+    cfg = TrainConfig(dataset="scifact", labels=[str(a), str(b)], negatives_k=0, out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match=r"declare different label rules \(threshold:0.5, top1\)"):
+        build_plan(cfg, None)
 
 
 def test_read_judgments_errors(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query_id": "q1"}\n')
-    with pytest.raises(DataFormatError, match=r"bad.jsonl:1: judgment needs 'query_id' and 'doc_id'"):
+    with pytest.raises(DataFormatError, match=r"bad.jsonl:1: not a judgment"):
         read_judgments(bad)
     with pytest.raises(ConfigError, match="not found"):
         read_judgments(tmp_path / "missing.jsonl")

@@ -162,8 +162,9 @@ def test_shape_mismatch_message():
 
 
 def test_gradcache_equals_plain_step(tiny_model_dir):
+    from utilabel.retrieve.encoder import ModelConfig
     from utilabel.train.gradcache import cached_backward
-    from utilabel.train.model import BiEncoder, ModelConfig
+    from utilabel.train.model import BiEncoder
 
     model = BiEncoder(ModelConfig(base_model=str(tiny_model_dir), temperature=0.1))
     model.train(False)  # dropout off: the plain step encodes everything at once

@@ -83,30 +83,73 @@ def test_loss_drops_on_real_scifact_groups(tmp_path, mirror):
     import torch
 
     from utilabel.data.registry import load_dataset
+    from utilabel.train.data import GroupSampler, data_from_dataset
     from utilabel.train.losses import get_loss
     from utilabel.train.model import BiEncoder
-    from utilabel.train.trainer import _TokenCache, build_plan, forward_backward, train
+    from utilabel.train.trainer import _TokenCache, forward_backward, train
 
     cfg = TrainConfig(dataset="scifact", labels="human", loss="disj", epochs=1, max_steps=4, batch_size=4,
                       group_size=3, query_max_len=32, passage_max_len=64, lr=1e-4, warmup_ratio=0.0,
                       negatives_k=10, out=str(tmp_path / "o"), show_progress=False, num_threads=1)
     train(cfg)
     ds = load_dataset("scifact")
-    from utilabel.train.data import GroupSampler
-    from utilabel.train.trainer import _candidates
-
-    plan = build_plan(cfg, ds)
-    sampler = GroupSampler(plan, _candidates(cfg, ds), list(ds.corpus), 3, 4, False, "random", cfg.seed,
-                           query_ids=list(ds.split_queries("train")))
+    data = data_from_dataset(cfg, ds)
+    sampler = GroupSampler(data.plan, data.candidates, data.corpus_ids, 3, 4, False, "random", cfg.seed,
+                           query_ids=data.query_ids)
     groups = sampler.epoch_groups(0)[:16]  # the 4 trained batches
 
     def mean_loss(model_dir):
         m = BiEncoder(replace(cfg.model_config(), base_model=str(model_dir)))
         m.train(False)
-        tok = _TokenCache(m, ds)
-        vals = [forward_backward(m, get_loss("disj"), groups[i : i + 4], tok, plan.all_positive_ids())[0]
+        tok = _TokenCache(m, data)
+        vals = [forward_backward(m, get_loss("disj"), groups[i : i + 4], tok, data.plan.all_positive_ids())[0]
                 for i in range(0, 16, 4)]
         return float(torch.stack(vals).mean())
 
     before, after = mean_loss("default"), mean_loss(tmp_path / "o" / "model")
     assert after < before - 0.05, (before, after)
+
+
+def test_cli_trains_from_flagembedding_groups_without_a_dataset(tiny_model_dir, tmp_path, mirror, capsys):
+    """``--groups`` with FlagEmbedding {query, pos, neg} lines: texts come from the file, the named
+    dataset is never loaded (it does not exist), the groups' negatives are the hard negatives."""
+    from utilabel.cli.main import main
+
+    out = tmp_path / "flag"
+    src = mirror / "flagembedding-finetune-examples" / "msmarco.jsonl"
+    rc = main(["train", "--groups", str(src), "--dataset", str(tmp_path / "no-dataset"), "--loss", "disj",
+               "--epochs", "1", "--batch-size", "5", "--group-size", "4", "--base-model", str(tiny_model_dir),
+               "--passage-max-len", "32", "--out", str(out), "--no-show-progress"])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_queries"] == 10 and summary["steps"] == 2 and summary["masked_queries"] == 0
+    assert summary["data"][0] == f"groups: `{src}`"
+    assert "hard negatives: the groups' negatives" in (out / "model" / "README.md").read_text()
+
+
+def test_train_from_an_annotation_runs_groups_file(tiny_model_dir, tmp_path, mirror):
+    """An annotation run's groups.jsonl (passages by id) trains with its dataset's passage texts; the
+    positives are exactly the groups' positives."""
+    from utilabel.annotate.labels import groups_from_judgments
+    from utilabel.data.groups import write_groups
+    from utilabel.data.registry import load_dataset
+    from utilabel.records import Judgment
+    from utilabel.retrieve.bm25 import bm25_candidates
+    from utilabel.train.data import training_data
+    from utilabel.train.trainer import train
+
+    ds = load_dataset("scifact")
+    cands = bm25_candidates(ds, "train", k=5, limit=4)
+    judgments = [Judgment(g.query_id, c.doc_id, "pointwise", utility=0.9 if c.rank == 2 else 0.1)
+                 for g in cands for c in g.candidates]
+    write_groups(tmp_path / "groups.jsonl", groups_from_judgments(judgments, cands))
+    cfg = TrainConfig(groups=str(tmp_path / "groups.jsonl"), dataset="scifact", epochs=1, batch_size=2,
+                      group_size=3, base_model=str(tiny_model_dir), passage_max_len=32, out=str(tmp_path / "o"),
+                      show_progress=False)
+    plan = training_data(cfg).plan.labels(0)
+    assert {q: [d for d, w in v.items() if w > 0] for q, v in plan.items()} == {
+        g.query_id: [g.candidates[1].doc_id] for g in cands}
+    train(cfg)
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["train_queries"] == 4
+    with pytest.raises(ConfigError, match="either labels or groups"):
+        TrainConfig(groups="g.jsonl", labels=["human"])

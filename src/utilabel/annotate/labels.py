@@ -2,7 +2,8 @@
 
 ``judgments.jsonl`` has one :class:`~utilabel.records.Judgment` per line (``query_id``,
 ``doc_id``, ``method``, ``relevance``, ``utility``, ``rank``, ``score``, ``model``,
-``prompt_id``), written atomically. :func:`groups_from_judgments` makes training groups with a label
+``prompt_id``), written atomically; :func:`read_judgments` is the one strict reader (of one or more
+files). :func:`groups_from_judgments` makes training groups with a label
 rule of :mod:`utilabel.labels` (the one place that decides what a positive is). Candidates without a
 label (a failed LLM step) are left out; queries with no positive are skipped (nothing to learn from).
 """
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from ..errors import DataFormatError
+from ..errors import ConfigError, DataFormatError
 from ..fileio import atomic_write
 from ..labels import DEFAULT_RULE, LabelRule, judgment_labels
 from ..records import CandidateGroup, Judgment, TrainingGroup
@@ -29,21 +30,25 @@ def write_judgments(path: str | Path, judgments: Iterable[Judgment]) -> None:
             fh.write(json.dumps(asdict(j), ensure_ascii=False) + "\n")
 
 
-def read_judgments(path: str | Path) -> list[Judgment]:
-    """Read a judgments JSONL file; malformed lines raise :class:`DataFormatError` (file, line)."""
+def read_judgments(paths: str | Path | Iterable[str | Path]) -> list[Judgment]:
+    """Judgments of one or more JSONL files; a missing file, a malformed line or an unknown field
+    raises (:class:`ConfigError` / :class:`DataFormatError` naming file and line)."""
     from ..data.beir import iter_jsonl
 
-    if not Path(path).read_text(encoding="utf-8").strip():
-        return []  # a run whose every query failed has an empty (valid) judgments file
     out = []
-    for lineno, obj in iter_jsonl(path):
-        unknown = set(obj) - _FIELDS
-        if unknown or not {"query_id", "doc_id", "method"} <= set(obj):
-            raise DataFormatError(path, lineno, f"not a judgment (fields {sorted(obj)})")
-        try:
-            out.append(Judgment(**{**obj, "query_id": str(obj["query_id"]), "doc_id": str(obj["doc_id"])}))
-        except TypeError as exc:
-            raise DataFormatError(path, lineno, str(exc)) from None
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"judgments file {path} not found")
+        if not Path(path).read_text(encoding="utf-8").strip():
+            continue  # a run whose every query failed has an empty (valid) judgments file
+        for lineno, obj in iter_jsonl(path):
+            unknown = set(obj) - _FIELDS
+            if unknown or not {"query_id", "doc_id", "method"} <= set(obj):
+                raise DataFormatError(path, lineno, f"not a judgment (fields {sorted(obj)})")
+            try:
+                out.append(Judgment(**{**obj, "query_id": str(obj["query_id"]), "doc_id": str(obj["doc_id"])}))
+            except TypeError as exc:
+                raise DataFormatError(path, lineno, str(exc)) from None
     return out
 
 

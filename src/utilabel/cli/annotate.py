@@ -19,17 +19,19 @@ DEFAULT_GEN_TPS = 4.0
 
 def _annotate_args(p: argparse.ArgumentParser) -> None:
     from ..annotate import method_names
+    from ..annotate.prompts import STYLES
+    from ..llm.base import backend_names
 
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder (passage texts, answers)")
     p.add_argument("--split", default="train", help="split whose queries are annotated (default train)")
     p.add_argument("--method", default=None, choices=method_names(),
                    help="annotation method (default: pointwise with a local backend, utilsel with a server)")
-    p.add_argument("--style", default="compact", choices=["compact", "paper"], help="prompt style")
+    p.add_argument("--style", default="compact", choices=STYLES, help="prompt style")
     p.add_argument("--candidates", help="candidate JSONL (utilabel retrieve output); default: BM25 top-k")
     p.add_argument("--k", type=int, default=10, help="candidates per query (BM25 top-k or first k of --candidates)")
     p.add_argument("--limit", type=int, help="annotate only the first N queries")
     p.add_argument("--out", required=True, help="run folder (resumes if it exists)")
-    p.add_argument("--backend", default="llamacpp", help="LLM backend (llamacpp, openai, transformers, fake...)")
+    p.add_argument("--backend", default="llamacpp", help=f"LLM backend: {', '.join(backend_names())}")
     p.add_argument("--model", default=None, help="model name or GGUF path for the backend")
     p.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
     p.add_argument("--seed", type=int, default=0)
@@ -123,8 +125,9 @@ def _config(args, dataset):
 
 
 def _candidates(args, dataset):
+    from ..data.candidates import read_candidates
     from ..records import CandidateGroup
-    from ..retrieve.bm25 import bm25_candidates, read_candidates
+    from ..retrieve.bm25 import bm25_candidates
 
     if args.k < 1:
         raise ConfigError(f"--k must be ≥ 1, got {args.k}")

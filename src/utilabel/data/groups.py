@@ -6,7 +6,8 @@ utilabel's own format, one query per line, documents by id::
 
 ``positives`` may also be a list of ids (weight 1.0 each). The FlagEmbedding / BGE fine-tuning
 format (``{"query", "pos": [text], "neg": [text]}``) is read by :func:`read_flag_groups`, which
-returns groups plus the passage texts keyed by a stable content hash.
+returns groups plus the passage texts keyed by a stable content hash; :func:`read_any_groups` reads
+either, telling them apart by the first line.
 """
 
 from __future__ import annotations
@@ -92,3 +93,12 @@ def read_flag_groups(path: str | Path) -> tuple[list[TrainingGroup], dict[str, s
         neg_ids = [i for i in dict.fromkeys(text_id(t) for t in neg) if i not in pos_ids]
         groups.append(TrainingGroup(f"flag-{lineno}", str(obj["query"]), pos_ids, neg_ids))
     return groups, texts
+
+
+def read_any_groups(path: str | Path) -> tuple[list[TrainingGroup], dict[str, str] | None]:
+    """Groups of a file in either format: ``(groups, texts)`` for FlagEmbedding lines (passages as
+    text), ``(groups, None)`` for utilabel groups (passages by id)."""
+    first = next(iter_jsonl(path), (0, {}))[1]
+    if isinstance(first, dict) and "pos" in first and "positives" not in first:
+        return read_flag_groups(path)
+    return read_groups(path), None

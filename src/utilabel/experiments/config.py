@@ -2,7 +2,10 @@
 
 An :class:`ExperimentConfig` names the in-domain training set, the label sources (human qrels or
 annotation judgments), the evaluation datasets (with query sampling), the shared training and
-dense-encoding settings, the RAG reader, and a list of *studies*. Each study expands into models:
+dense-encoding settings, the RAG reader, and a list of *studies*. The ``train`` and ``dense``
+sections are options of :class:`~utilabel.train.config.TrainConfig` and
+:class:`~utilabel.retrieve.dense.DenseConfig` (plus ``k``, the retrieval depth), over the grid's own
+defaults :data:`TRAIN_DEFAULTS` / :data:`DENSE_DEFAULTS`. Each study expands into models:
 
 * ``labels`` — every label source × loss × seed (the paper's main table);
 * ``noise`` — human labels plus false positives drawn from BM25 candidates at each noise rate × loss × seed;
@@ -16,18 +19,28 @@ compute budget; identical models (same labels, loss, seed, settings) are trained
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
-from ..train.model import QUANTIZE_MODES
+from ..labels import LABEL_FIELDS, parse_rule
+from ..retrieve.dense import DenseConfig
+from ..train.config import TrainConfig
 
 STUDY_KINDS = ("labels", "noise", "ratio")
-LOSS_NAMES = ("infonce", "joint", "disj", "lsep")
-LABEL_FIELDS = ("utility", "relevance")
+#: the grid's training defaults (small models on a CPU), over TrainConfig's own
+TRAIN_DEFAULTS = {"epochs": 1, "group_size": 4, "query_max_len": 32, "passage_max_len": 128}
+#: the grid's encoding defaults for evaluation, over DenseConfig's own
+DENSE_DEFAULTS = {"max_length": 128, "query_max_length": 32, "k": 100}
+#: options always shown in the report and hashed into keys (any other option given is added)
+TRAIN_KEYED = ("base_model", "epochs", "max_steps", "batch_size", "group_size", "max_positives", "negatives_k",
+               "query_max_len", "passage_max_len", "lr", "temperature")
+DENSE_KEYED = ("max_length", "query_max_length", "batch_size", "index", "k")
+#: TrainConfig options the runner sets per model
+RUNNER_OPTIONS = ("dataset", "split", "labels", "groups", "loss", "out", "seed", "device", "save_every", "show_progress")
 
 
 def _check_range(owner: str, name: str, value, lo, hi) -> None:
@@ -41,8 +54,8 @@ class LabelSource:
 
     ``label``: which judgment field becomes the training label (``utility`` — e.g. utility
     selection — or ``relevance`` — the relevance-selection step of the same run); ``method``:
-    keep only judgments of this annotation method (None = all); ``threshold``: binarise soft labels
-    (e.g. pointwise P(useful)) — label ≥ threshold → 1, else 0 (None = keep soft weights).
+    keep only judgments of this annotation method (None = all); ``rule``: the label rule
+    (:mod:`utilabel.labels`; None = the rule recorded with the annotation run).
     """
 
     name: str
@@ -50,11 +63,11 @@ class LabelSource:
     path: str | None = None
     label: str = "utility"
     method: str | None = None
-    threshold: float | None = None
+    rule: str | None = None
 
     def __post_init__(self):
-        if self.threshold is not None:
-            _check_range(f"label source {self.name}", "threshold", self.threshold, 0.0, 1.0)
+        if self.rule is not None:
+            self.rule = parse_rule(self.rule).spec
         if self.kind not in ("human", "judgments"):
             raise ConfigError(f"label source {self.name!r}: kind must be 'human' or 'judgments', got {self.kind!r}")
         if self.kind == "judgments" and not self.path:
@@ -76,52 +89,6 @@ class EvalDataset:
     def __post_init__(self):
         if self.max_queries is not None:
             _check_range(f"dataset {self.name}", "max_queries", self.max_queries, 1, 10**7)
-
-
-@dataclass
-class TrainSettings:
-    """Training options shared by every model of the grid (see :class:`utilabel.train.TrainConfig`)."""
-
-    base_model: str = "default"
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 16
-    group_size: int = 4
-    max_positives: int = 4
-    negatives_k: int = 30
-    query_max_len: int = 32
-    passage_max_len: int = 128
-    lr: float = 2e-5
-    temperature: float = 0.05
-
-    def __post_init__(self):
-        _check_range("train", "epochs", self.epochs, 1, 100)
-        _check_range("train", "batch_size", self.batch_size, 1, 4096)
-        _check_range("train", "group_size", self.group_size, 2, 256)
-        _check_range("train", "passage_max_len", self.passage_max_len, 8, 8192)
-        _check_range("train", "query_max_len", self.query_max_len, 4, 8192)
-        _check_range("train", "lr", self.lr, 1e-8, 1.0)
-        if self.max_steps is not None:
-            _check_range("train", "max_steps", self.max_steps, 1, 10**9)
-
-
-@dataclass
-class DenseSettings:
-    """Encoding for evaluation: passage/query max lengths, batch size, index type, and ``quantize``
-    (``none`` = float32, or ``int8``: faster CPU encoding, slightly lower scores — see docs/experiments.md)."""
-
-    max_length: int = 128
-    query_max_length: int = 32
-    batch_size: int = 64
-    index: str = "flat"
-    k: int = 100
-    quantize: str = "none"
-
-    def __post_init__(self):
-        _check_range("dense", "max_length", self.max_length, 8, 8192)
-        _check_range("dense", "k", self.k, 10, 10000)
-        if self.quantize not in QUANTIZE_MODES:
-            raise ConfigError(f"dense.quantize must be 'none' or 'int8', got {self.quantize!r}")
 
 
 @dataclass
@@ -166,9 +133,11 @@ class Study:
             _check_range(f"study {self.name}", "epochs", self.epochs, 1, 100)
         if self.kind not in STUDY_KINDS:
             raise ConfigError(f"study {self.name!r}: unknown kind {self.kind!r}; valid: {', '.join(STUDY_KINDS)}")
-        bad = [x for x in self.losses if x not in LOSS_NAMES]
+        from ..train.losses import LOSSES
+
+        bad = [x for x in self.losses if x not in LOSSES]
         if bad:
-            raise ConfigError(f"study {self.name!r}: unknown loss {bad[0]!r}; valid: {', '.join(LOSS_NAMES)}")
+            raise ConfigError(f"study {self.name!r}: unknown loss {bad[0]!r}; valid: {', '.join(LOSSES)}")
         if not self.seeds:
             raise ConfigError(f"study {self.name!r}: needs at least one seed")
         for r in self.noise_rates:
@@ -193,8 +162,8 @@ class ExperimentConfig:
     sources: list[LabelSource] = field(default_factory=lambda: [LabelSource("human", kind="human")])
     datasets: list[EvalDataset] = field(default_factory=lambda: [EvalDataset("scifact")])
     studies: list[Study] = field(default_factory=list)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    dense: DenseSettings = field(default_factory=DenseSettings)
+    train: dict[str, Any] = field(default_factory=dict)
+    dense: dict[str, Any] = field(default_factory=dict)
     rag: RAGSettings | None = None
     reference_rows: bool = True
     main_metric: str = "nDCG@10"
@@ -213,6 +182,45 @@ class ExperimentConfig:
                 if d not in ds_names:
                     raise ConfigError(f"study {study.name!r}: dataset {d!r} is not among the eval datasets "
                                       f"({', '.join(ds_names)})")
+
+        set_by_runner = sorted(set(self.train) & set(RUNNER_OPTIONS))
+        if set_by_runner:
+            raise ConfigError(f"train.{set_by_runner[0]} is set per model by the runner; remove it")
+        self.train_config()  # validates the options with TrainConfig's / DenseConfig's bounds and messages
+        self.dense_config()
+        _check_range("dense", "k", self.k, 10, 10000)
+
+    def train_config(self, **per_model) -> TrainConfig:
+        """The :class:`TrainConfig` of a model: grid defaults, the ``train`` section, then ``per_model``."""
+        return TrainConfig.from_dict({**TRAIN_DEFAULTS, **self.train, **per_model})
+
+    def train_settings(self, **per_model) -> dict:
+        """The training settings that identify a model (report, model keys)."""
+        cfg = self.train_config(**per_model)
+        return {k: getattr(cfg, k) for k in dict.fromkeys([*TRAIN_KEYED, *self.train, *per_model])}
+
+    def dense_config(self, **options) -> DenseConfig:
+        """The :class:`DenseConfig` of evaluation: grid defaults, the ``dense`` section, then ``options``."""
+        d = {**DENSE_DEFAULTS, **self.dense, **options}
+        d.pop("k")
+        try:
+            return DenseConfig(**d)
+        except TypeError as exc:
+            raise ConfigError(f"dense: {exc}") from None
+
+    @property
+    def k(self) -> int:
+        """Hits retrieved per query."""
+        return {**DENSE_DEFAULTS, **self.dense}["k"]
+
+    def dense_settings(self) -> dict:
+        """The encoding settings that identify a result (report, result keys); float32 (``quantize:
+        none``) leaves the quantisation out, so keys made before the option existed stay valid."""
+        cfg, extra = asdict(self.dense_config()), {**DENSE_DEFAULTS, **self.dense}
+        out = {k: extra["k"] if k == "k" else cfg[k] for k in dict.fromkeys([*DENSE_KEYED, *self.dense])}
+        if out.get("quantize") == "none":
+            del out["quantize"]
+        return out
 
     def source(self, name: str) -> LabelSource:
         return next(s for s in self.sources if s.name == name)
@@ -237,7 +245,7 @@ class ExperimentConfig:
 
 _NESTED = {
     "sources": (list, LabelSource), "datasets": (list, EvalDataset), "studies": (list, Study),
-    "train": (None, TrainSettings), "dense": (None, DenseSettings), "rag": (None, RAGSettings),
+    "rag": (None, RAGSettings),
 }
 
 

@@ -1,9 +1,11 @@
-"""Training labels of the grid: human qrels, LLM judgments, label noise and human/LLM mixes.
+"""Training labels of the grid beyond the shared sources: label noise, statistics, and label files.
 
-Every function returns ``Labels`` (``{query_id: {doc_id: weight}}``, weight > 0 = positive) and
-is deterministic given its seed; :func:`write_labels` stores them as ``Judgment`` JSONL (the input
-format of :func:`utilabel.train.trainer.train`) named by a content hash, so identical labels give
-the identical file and the identical (cached) model.
+Human and judgment labels come from :mod:`utilabel.train.data` and :mod:`utilabel.labels`, mixes
+from :func:`utilabel.train.data.plan_labels`. Every function here is deterministic given its seed
+and works on ``Labels`` (``{query_id: {doc_id: weight}}``, weight > 0 = positive);
+:func:`write_labels` stores them as ``Judgment`` JSONL (the input format of
+:func:`utilabel.train.trainer.train`) named by a content hash, so identical labels give the
+identical file and the identical (cached) model.
 
 Label noise (:func:`add_false_positives`): at rate ``r`` the expected fraction of a query's
 positives that are false is ``r``: a query with ``p`` true positives gets ``n = r·p / (1 - r)``
@@ -15,48 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
-
-Labels = dict[str, dict[str, float]]
-
-
-def rng_for(*parts) -> random.Random:
-    """A ``random.Random`` seeded from a stable hash of ``parts``."""
-    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(h[:8], "little"))
-
-
-def human_labels(qrels: Mapping[str, Mapping[str, int]], relevance_level: int = 1,
-                 query_ids: Sequence[str] | None = None) -> Labels:
-    """Positives (weight 1) of the qrels; judged non-relevant docs are kept with weight 0."""
-    qids = list(qrels) if query_ids is None else [q for q in query_ids if q in qrels]
-    return {q: {d: 1.0 if r >= relevance_level else 0.0 for d, r in qrels[q].items()} for q in qids}
-
-
-def judgment_labels(records: Sequence[Mapping], label: str = "utility", method: str | None = None) -> Labels:
-    """Mean ``label`` field per (query, doc) over judgment records (soft labels in [0, 1])."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    for rec in records:
-        if method is not None and rec.get("method") != method:
-            continue
-        value = rec.get(label)
-        if value is None:
-            continue
-        value = float(value)
-        if not 0.0 <= value <= 1.0 or math.isnan(value):
-            raise ConfigError(f"judgment {label} must be in [0, 1]; got {value} for "
-                              f"({rec.get('query_id')}, {rec.get('doc_id')})")
-        sums.setdefault((str(rec["query_id"]), str(rec["doc_id"])), []).append(value)
-    out: Labels = {}
-    for (q, d), vals in sums.items():
-        out.setdefault(q, {})[d] = sum(vals) / len(vals)
-    return out
+from ..labels import Labels
+from ..train.data import rng_for
 
 
 def add_false_positives(labels: Labels, candidates: Mapping[str, Sequence[str]], rate: float, seed: int,
@@ -77,23 +44,6 @@ def add_false_positives(labels: Labels, candidates: Mapping[str, Sequence[str]],
                 new[d] = 1.0
         out[qid] = new
     return out
-
-
-def mix_labels(human: Labels, llm: Labels, ratio: float, seed: int) -> tuple[Labels, list[str]]:
-    """Human labels for ``round(ratio · n)`` seeded-random queries of ``llm``'s queries, LLM labels for
-    the rest. Returns the labels and the queries that got human labels."""
-    if not 0.0 <= ratio <= 1.0:
-        raise ConfigError(f"human ratio must be in [0, 1], got {ratio}")
-    qids = sorted(llm)
-    eligible = [q for q in qids if q in human]
-    k = min(round(ratio * len(qids)), len(eligible))
-    chosen = set(rng_for(seed, "human-ratio").sample(eligible, k))
-    return {q: dict(human[q]) if q in chosen else dict(llm[q]) for q in qids}, sorted(chosen)
-
-
-def binarize(labels: Labels, threshold: float) -> Labels:
-    """Soft labels (e.g. pointwise P(useful)) as 0/1: weight ≥ ``threshold`` → 1.0, else 0.0."""
-    return {q: {d: 1.0 if w >= threshold else 0.0 for d, w in v.items()} for q, v in labels.items()}
 
 
 def restrict(labels: Labels, query_ids: Sequence[str]) -> Labels:

@@ -30,15 +30,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..annotate.labels import read_judgments
 from ..data.trec import write_trec_run
 from ..errors import ConfigError
 from ..fileio import AppendLog, atomic_write
+from ..labels import Labels, judgment_labels, run_label_rule
+from ..records import Judgment
+from ..train.data import human_labels, plan_labels, rng_for
 from . import labels as L
 from .config import ExperimentConfig, Study
 
 log = logging.getLogger(__name__)
 
 BM25_ROW, BASE_ROW = "BM25", "base"
+#: the label rule of the grid's labels files, which hold final weights (soft positives ≥ 1e-6, see
+#: utilabel.labels.judgment_labels): every weight > 0 is a positive
+FINAL_WEIGHTS = "threshold:1e-6"
 MEASURES = ("nDCG@10", "R@100")
 
 
@@ -108,7 +115,7 @@ class ExperimentRunner:
             spec = self.eval_spec(name)
             qids = list(self.dataset(name).split_queries(spec.split))
             if spec.max_queries is not None and spec.max_queries < len(qids):
-                chosen = set(L.rng_for(self.config.sample_seed, "eval", name).sample(qids, spec.max_queries))
+                chosen = set(rng_for(self.config.sample_seed, "eval", name).sample(qids, spec.max_queries))
                 qids = [q for q in qids if q in chosen]
             self._samples[name] = qids
         return self._samples[name]
@@ -125,10 +132,10 @@ class ExperimentRunner:
                 return all_q
             return [q for q in all_q if q in annotated]
         n = int(how)
-        chosen = set(L.rng_for(self.config.sample_seed, "train", n).sample(all_q, min(n, len(all_q))))
+        chosen = set(rng_for(self.config.sample_seed, "train", n).sample(all_q, min(n, len(all_q))))
         return [q for q in all_q if q in chosen]
 
-    def _judgment_records(self, source_name: str) -> list[dict] | None:
+    def _judgments(self, source_name: str) -> list[Judgment] | None:
         """Judgments of a source, from its snapshot in ``out/snapshots/``.
 
         The first use copies the judgments file into the snapshot, so a background annotation run
@@ -142,41 +149,34 @@ class ExperimentRunner:
                 return None
             with atomic_write(snap, "wb") as fh:
                 fh.write(path.read_bytes())
-        return AppendLog.read(snap)
+        return read_judgments(snap)
 
     def annotated_queries(self) -> set[str] | None:
         """Queries labelled by the first judgments source whose file exists."""
         for src in self.config.sources:
             if src.kind == "judgments":
-                recs = self._judgment_records(src.name)
-                if recs is not None:
-                    return {str(r["query_id"]) for r in recs}
+                judgments = self._judgments(src.name)
+                if judgments is not None:
+                    return {j.query_id for j in judgments}
         return None
 
-    def source_labels(self, name: str, query_ids: list[str]) -> L.Labels | None:
+    def source_labels(self, name: str, query_ids: list[str]) -> Labels | None:
         src = self.config.source(name)
         if src.kind == "human":
-            ds = self.dataset(self.config.train_dataset)
-            return L.human_labels(ds.qrels(self.config.train_split), ds.relevance_level, query_ids)
-        recs = self._judgment_records(name)
-        if recs is None:
+            return L.restrict(human_labels(self.dataset(self.config.train_dataset), self.config.train_split), query_ids)
+        judgments = self._judgments(name)
+        if judgments is None:
             self._note(f"label source {name!r}: judgments file {src.path} not found; its rows are skipped")
             return None
-        labels = L.restrict(L.judgment_labels(recs, src.label, src.method), query_ids)
-        if src.threshold is not None:
-            labels = L.binarize(labels, src.threshold)
-        return labels
+        judgments = [j for j in judgments if src.method in (None, j.method)]
+        rule = src.rule or run_label_rule(Path(src.path).parent)
+        return L.restrict(judgment_labels(judgments, rule, "soft", src.label), query_ids)
 
     def candidates(self, depth: int = 10) -> dict[str, list[str]]:
-        path = self.out / f"candidates.{self.config.train_split}.k{depth}.jsonl"
-        from ..retrieve.bm25 import bm25_candidates, read_candidates, write_candidates
+        from ..retrieve.bm25 import cached_candidates
 
-        if path.exists():
-            groups = read_candidates(path)
-        else:
-            groups = bm25_candidates(self.dataset(self.config.train_dataset), self.config.train_split, k=depth)
-            write_candidates(path, groups)
-        return {g.query_id: [c.doc_id for c in g.candidates] for g in groups}
+        path = self.out / f"candidates.{self.config.train_split}.k{depth}.jsonl"
+        return cached_candidates(self.dataset(self.config.train_dataset), self.config.train_split, depth, path)
 
     def _note(self, text: str) -> None:
         if text not in self.notes:
@@ -228,7 +228,7 @@ class ExperimentRunner:
                 return out
             human = self.source_labels(study.sources[0], qids)
             for ratio in study.human_ratios:
-                mixed, _ = L.mix_labels(human, llm, ratio, seed)
+                mixed = plan_labels(human, llm, ratio, "replace", seed).labels(0)
                 method = f"{study.llm_source}-human{ratio:g}-s{seed}"
                 out.append(ModelSpec(study.name, "ratio", f"human ratio {ratio:g}/{loss}", loss, seed, datasets,
                                      source=study.llm_source, human_ratio=ratio, train_queries=study.train_queries,
@@ -239,9 +239,7 @@ class ExperimentRunner:
         return out
 
     def model_key(self, spec: ModelSpec) -> str:
-        train = asdict(self.config.train)
-        if spec.epochs is not None:
-            train["epochs"] = spec.epochs
+        train = self.config.train_settings(**({"epochs": spec.epochs} if spec.epochs is not None else {}))
         # the labels file is named "<method>-<content hash>": only the content matters
         payload = {"train": train, "dataset": self.config.train_dataset, "split": self.config.train_split,
                    "labels": spec.labels_path.stem.rsplit("-", 1)[-1], "loss": spec.loss, "seed": spec.seed}
@@ -313,19 +311,15 @@ class ExperimentRunner:
         marker = folder / "DONE.json"
         if marker.exists():
             return Path(json.loads(marker.read_text())["model"])
-        from ..train.config import TrainConfig
         from ..train.trainer import train
 
-        t = self.config.train
         self.on_event(f"train {spec.row} seed {spec.seed} ({spec.label_stats.get('queries', 0)} queries)")
         start = time.time()
-        cfg = TrainConfig(dataset=self.config.train_dataset, split=self.config.train_split,
-                          labels=[str(spec.labels_path.resolve())], loss=spec.loss, out=str(folder),
-                          base_model=t.base_model, epochs=spec.epochs or t.epochs, max_steps=t.max_steps, batch_size=t.batch_size,
-                          group_size=t.group_size, max_positives=t.max_positives, negatives_k=t.negatives_k,
-                          query_max_len=t.query_max_len, passage_max_len=t.passage_max_len, lr=t.lr,
-                          temperature=t.temperature, seed=spec.seed, device="cpu", save_every=0,
-                          show_progress=self.show_progress)
+        cfg = self.config.train_config(
+            dataset=self.config.train_dataset, split=self.config.train_split, labels=[str(spec.labels_path.resolve())],
+            label_rule=FINAL_WEIGHTS,
+            loss=spec.loss, out=str(folder), seed=spec.seed, device="cpu", save_every=0, show_progress=self.show_progress,
+            **({"epochs": spec.epochs} if spec.epochs is not None else {}))
         model_path = Path(train(cfg))
         with atomic_write(marker) as fh:
             json.dump({"model": str(model_path), "row": spec.row, "seed": spec.seed, "seconds": time.time() - start,
@@ -338,10 +332,7 @@ class ExperimentRunner:
         settings too, so changing them never silently reuses results computed under others."""
         parts = []
         if row != BM25_ROW:
-            dense = asdict(self.config.dense)
-            if dense["quantize"] == "none":  # float32 keys stay those of runs made before the option existed
-                del dense["quantize"]
-            parts.append(dense)
+            parts.append(self.config.dense_settings())
         if kind == "rag":
             parts.append(asdict(self.config.rag))
         tag = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8] if parts else ""
@@ -357,19 +348,17 @@ class ExperimentRunner:
         ds = self.dataset(ds_name)
         qids = self.sample(ds_name)
         queries = {q: ds.queries[q] for q in qids}
-        k = self.config.dense.k + (1 if ds.ignore_identical_ids else 0)
+        k = self.config.k + (1 if ds.ignore_identical_ids else 0)
         if row == BM25_ROW:
             from ..retrieve.bm25 import BM25Retriever
 
             if ds_name not in self._bm25:
                 self._bm25[ds_name] = BM25Retriever(ds.corpus)
             return self._bm25[ds_name].search(queries, k=k)
-        from ..retrieve.dense import DenseConfig, DenseRetriever
+        from ..retrieve.dense import DenseRetriever
 
-        d = self.config.dense
-        cfg = DenseConfig(max_length=d.max_length, query_max_length=d.query_max_length, batch_size=d.batch_size,
-                          index=d.index, show_progress=self.show_progress, quantize=d.quantize)
-        retriever = DenseRetriever(ds.corpus, model_path or self.config.train.base_model, cfg)
+        cfg = self.config.dense_config(show_progress=self.show_progress)
+        retriever = DenseRetriever(ds.corpus, model_path or self.config.train_config().base_model, cfg)
         return retriever.search(queries, k=k)
 
     def _evaluate(self, row, study, seed, model_path, ds_name, results, done, counts, spec: ModelSpec | None = None):

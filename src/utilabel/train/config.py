@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownNameError
+from ..labels import parse_rule
+from ..retrieve.encoder import POOLINGS, ModelConfig
 from .data import MIX_STRATEGIES
-from .model import POOLINGS, ModelConfig
 
 AMP = ("no", "fp16", "bf16")
 
@@ -26,11 +27,16 @@ class TrainConfig:
 
     dataset: str = _f("scifact", "dataset name (utilabel data list) or BEIR folder")
     split: str = _f("train", "split whose queries are trained on")
-    labels: list[str] = _f(None, "'human' (qrels) and/or judgments JSONL path(s); both = a mix", nargs="+")
+    labels: list[str] = _f(None, "'human' (qrels) and/or judgments JSONL path(s); both = a mix (default: human)",
+                           nargs="+")
+    groups: str | None = _f(None, "training groups JSONL instead of labels: utilabel groups.jsonl (passages by id, "
+                                  "texts from --dataset) or FlagEmbedding {query, pos, neg} (texts, no dataset needed)")
+    label_rule: str | None = _f(None, "how judgments become positives (threshold:T, topM, topM+threshold:T, "
+                                      "calibrated:T); default: the rule recorded with the annotation run")
     judgment_method: str | None = _f(None, "use only judgments of this annotation method")
     human_ratio: float | None = _f(None, "fraction of queries with human labels when mixing")
     mix_strategy: str = _f("replace", "how to mix human and LLM labels", choices=MIX_STRATEGIES)
-    loss: str = _f("disj", "loss name: infonce, joint, disj, lsep")
+    loss: str = _f("disj", "loss name, one registered in utilabel.train.losses (infonce, joint, disj, lsep)")
     out: str = _f("runs/train", "output folder (model/, log.jsonl, summary.json, loss_curve.png, checkpoint.pt)")
     base_model: str = _f("default", "HF / sentence-transformers model folder or name; 'default' = all-MiniLM-L6-v2")
     pooling: str = _f("mean", "pooling", choices=POOLINGS)
@@ -64,11 +70,15 @@ class TrainConfig:
     show_progress: bool = _f(True, "tqdm progress bar")
 
     def __post_init__(self):
-        if self.labels is None:
+        if self.groups is not None and self.labels:
+            raise ConfigError("give either labels or groups, not both")
+        if self.labels is None and self.groups is None:
             self.labels = ["human"]
         if isinstance(self.labels, str):
             self.labels = [self.labels]
-        self.labels = [str(x) for x in self.labels]
+        self.labels = [str(x) for x in self.labels or []]
+        if self.label_rule is not None:
+            self.label_rule = parse_rule(self.label_rule).spec
         checks = [
             ("epochs", 1, 1000), ("batch_size", 1, 65536), ("group_size", 2, 1024), ("max_positives", 1, 1024),
             ("negatives_k", 0, 10000), ("query_max_len", 4, 8192), ("passage_max_len", 4, 8192),
@@ -88,6 +98,8 @@ class TrainConfig:
             raise ConfigError(f"warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
         if self.amp not in AMP:
             raise ConfigError(f"amp must be one of {', '.join(AMP)}; got {self.amp!r}")
+        if self.grad_cache_chunk and self.amp == "fp16":
+            raise ConfigError("grad_cache_chunk does not support amp=fp16 (loss scaling); use amp=bf16")
         if self.mix_strategy not in MIX_STRATEGIES:
             raise ConfigError(f"unknown mix strategy {self.mix_strategy!r}; valid: {', '.join(MIX_STRATEGIES)}")
         if self.human_ratio is not None and not 0 <= self.human_ratio <= 1:
@@ -101,8 +113,6 @@ class TrainConfig:
         from .losses import LOSSES
 
         if self.loss not in LOSSES:
-            from ..errors import UnknownNameError
-
             raise UnknownNameError("loss", self.loss, list(LOSSES))
         self.model_config()  # validates pooling/temperature/lengths
 

@@ -1,8 +1,13 @@
-"""Training data: label sources, human/LLM label mixing, and per-epoch group sampling.
+"""Training data: label sources, human/LLM label mixing, training groups, and per-epoch group sampling.
 
+* :class:`TrainingData` is what the trainer consumes (a label plan, hard-negative candidates,
+  texts). Its producers: :func:`data_from_groups` (in-memory or file :class:`TrainingGroup` records
+  — utilabel's ``groups.jsonl`` or FlagEmbedding JSONL — no labels to plan, no negatives to mine)
+  and :func:`data_from_dataset` (a dataset's qrels and/or judgments, BM25 hard negatives).
 * Label sources give ``{query_id: {doc_id: weight}}`` (weight > 0 = positive): :func:`human_labels`
-  from qrels, :func:`llm_labels` from annotation judgments (``Judgment`` JSONL; several records of
-  one pair, e.g. over permutations, average into a soft label).
+  from qrels; judgments through :func:`utilabel.labels.judgment_labels` with the run's label rule
+  (the rule recorded with the annotation run unless ``label_rule`` says otherwise; positives keep
+  their soft value as weight).
 * :func:`plan_labels` mixes them: ``replace``, ``union``, ``curriculum``, ``uncertain`` with a human
   ratio; the result (:class:`LabelPlan`) gives the positives of each epoch and the queries that got
   human labels (logged by the trainer).
@@ -19,21 +24,20 @@ import json
 import logging
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.beir import iter_jsonl
-from ..errors import ConfigError, DataFormatError
-from ..records import Judgment, TrainingGroup
+from ..errors import ConfigError
+from ..labels import Labels, positives
+from ..records import Document, TrainingGroup
 
 log = logging.getLogger(__name__)
 
-Labels = dict[str, dict[str, float]]
 MIX_STRATEGIES = ("replace", "union", "curriculum", "uncertain")
 
 
-def _rng(*parts) -> random.Random:
+def rng_for(*parts) -> random.Random:
     """A ``random.Random`` seeded from a stable hash of ``parts`` (independent of PYTHONHASHSEED)."""
     h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
     return random.Random(int.from_bytes(h[:8], "little"))
@@ -43,58 +47,6 @@ def human_labels(dataset, split: str) -> Labels:
     """Qrels of ``split`` with relevance ≥ the dataset's relevance level → weight 1.0 (all judged docs kept, 0.0 = negative)."""
     level = getattr(dataset, "relevance_level", 1)
     return {qid: {did: 1.0 if rel >= level else 0.0 for did, rel in docs.items()} for qid, docs in dataset.qrels(split).items()}
-
-
-def read_judgments(paths: str | Path | Iterable[str | Path]) -> list[Judgment]:
-    """Read ``Judgment`` records from one or more JSONL files."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    names = set(Judgment.__slots__)
-    out = []
-    for path in paths:
-        if not Path(path).exists():
-            raise ConfigError(f"judgments file {path} not found")
-        for lineno, obj in iter_jsonl(path):
-            if not isinstance(obj, dict) or "query_id" not in obj or "doc_id" not in obj:
-                raise DataFormatError(path, lineno, "judgment needs 'query_id' and 'doc_id'")
-            try:
-                rec = {k: v for k, v in obj.items() if k in names}
-                rec["query_id"], rec["doc_id"] = str(rec["query_id"]), str(rec["doc_id"])
-                rec.setdefault("method", "")
-                out.append(Judgment(**rec))
-            except TypeError as exc:
-                raise DataFormatError(path, lineno, f"bad judgment ({exc})") from None
-    return out
-
-
-def judgment_label(j: Judgment) -> float | None:
-    """The training label of a judgment: ``utility`` when set, else ``relevance``."""
-    value = j.utility if j.utility is not None else j.relevance
-    if value is None:
-        return None
-    value = float(value)
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ConfigError(f"judgment label must be in [0, 1]; got {value} for ({j.query_id}, {j.doc_id})")
-    return value
-
-
-def llm_labels(judgments: Iterable[Judgment], method: str | None = None) -> Labels:
-    """Average label per (query, doc) over all records (e.g. permutations) of ``method`` (all methods if None)."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    for j in judgments:
-        if method is not None and j.method != method:
-            continue
-        value = judgment_label(j)
-        if value is not None:
-            sums.setdefault((j.query_id, j.doc_id), []).append(value)
-    out: Labels = {}
-    for (qid, did), vals in sums.items():
-        out.setdefault(qid, {})[did] = sum(vals) / len(vals)
-    return out
-
-
-def positives(labels: Mapping[str, float]) -> dict[str, float]:
-    return {d: w for d, w in labels.items() if w > 0}
 
 
 def uncertainty(labels: Mapping[str, float]) -> tuple[int, float]:
@@ -165,7 +117,7 @@ def plan_labels(human: Labels | None, llm: Labels | None, human_ratio: float | N
     qids = sorted(set(llm) | set(human))
     budget = round(human_ratio * len(qids))
     eligible = [q for q in qids if q in human]
-    rng = _rng(seed, "human-choice")
+    rng = rng_for(seed, "human-choice")
     if strategy == "uncertain":
         tiebreak = {q: rng.random() for q in eligible}
         eligible.sort(key=lambda q: (uncertainty(llm.get(q, {})), tiebreak[q]), reverse=True)
@@ -230,16 +182,16 @@ class GroupSampler:
     def epoch_query_ids(self, epoch: int) -> list[str]:
         labels = self.plan.labels(epoch)
         ids = [q for q in self.query_ids if q in labels]
-        _rng(self.seed, "order", epoch).shuffle(ids)
+        rng_for(self.seed, "order", epoch).shuffle(ids)
         return ids
 
     def group(self, query_id: str, epoch: int) -> SampledGroup:
         pos = positives(self.plan.labels(epoch).get(query_id, {}))
         pos_ids = sorted(pos)
-        rng = _rng(self.seed, "group", epoch, query_id)
+        rng = rng_for(self.seed, "group", epoch, query_id)
         if self.single_positive and pos_ids:
             perm = list(pos_ids)
-            _rng(self.seed, "rotate", query_id).shuffle(perm)
+            rng_for(self.seed, "rotate", query_id).shuffle(perm)
             chosen = [perm[epoch % len(perm)]]  # Rand1: a different positive each epoch
         else:
             chosen = rng.sample(pos_ids, min(len(pos_ids), self.max_positives))
@@ -263,17 +215,110 @@ class GroupSampler:
         return [self.group(q, epoch) for q in self.epoch_query_ids(epoch)]
 
 
-def to_training_groups(groups: Iterable[SampledGroup], queries: Mapping[str, str]) -> list[TrainingGroup]:
-    """Sampled groups as :class:`TrainingGroup` records (for ``utilabel.data.groups.write_groups``)."""
-    out = []
-    for g in groups:
-        pos = {d: w for d, w in zip(g.doc_ids, g.weights, strict=True) if w > 0}
-        out.append(TrainingGroup(g.query_id, queries.get(g.query_id, ""), pos, [d for d in g.doc_ids if d not in pos]))
-    return out
-
-
 def write_chosen(path: str | Path, plan: LabelPlan) -> None:
     from ..fileio import atomic_write
 
     with atomic_write(path) as fh:
         json.dump({"strategy": plan.strategy, "human_queries": plan.human_queries}, fh, indent=1)
+
+
+@dataclass
+class TrainingData:
+    """What the trainer consumes, whichever producer made it: the label plan, hard-negative
+    candidates per query, the pool of random negatives, and texts by id; ``source`` lines describe
+    the data in the model card."""
+
+    plan: LabelPlan
+    candidates: Mapping[str, Sequence[str]]
+    corpus_ids: list[str]
+    query_text: Callable[[str], str]
+    doc_text: Callable[[str], str]
+    query_ids: list[str] | None = None
+    source: list[str] = field(default_factory=list)
+
+
+def data_from_groups(groups: Sequence[TrainingGroup], texts: Mapping[str, str] | None = None,
+                     corpus: Mapping[str, Document] | None = None, source: str = "in-memory groups") -> TrainingData:
+    """Training data from groups: their positives (weights kept) and negatives (the hard negatives);
+    passage texts from ``texts`` (``{doc_id: text}``) or ``corpus``, random negatives from the same pool."""
+    if texts is not None:
+        known, text_of = texts, texts.__getitem__
+    elif corpus is not None:
+        known, text_of = corpus, lambda d: corpus[d].full_text()
+    else:
+        raise ConfigError("training groups name passages by id: give their texts or a dataset's corpus")
+    if not groups:
+        raise ConfigError(f"no training groups in {source}")
+    labels: Labels = {}
+    for g in groups:
+        missing = next((d for d in (*g.positives, *g.negatives) if d not in known), None)
+        if missing is not None:
+            raise ConfigError(f"{source}: query {g.query_id!r} names passage {missing!r}, which has no text")
+        if g.query_id in labels:
+            raise ConfigError(f"{source}: query {g.query_id!r} has two groups")
+        labels[g.query_id] = {**dict.fromkeys(g.negatives, 0.0), **g.positives}
+    queries = {g.query_id: g.query for g in groups}
+    return TrainingData(LabelPlan([(0, labels)], [], "groups"), {g.query_id: list(g.negatives) for g in groups},
+                        list(known), queries.__getitem__, text_of,
+                        source=[f"groups: {source}", "hard negatives: the groups' negatives, random fill"])
+
+
+def data_from_dataset(config, dataset, write: bool = True) -> TrainingData:
+    """Training data from ``config.labels`` on ``config.dataset``'s ``config.split`` (human qrels and/or
+    judgments, mixed as configured), hard negatives from the BM25 top ``config.negatives_k`` (cached
+    in ``config.out``, written there when ``write``)."""
+    from ..retrieve.bm25 import cached_candidates
+
+    plan = build_plan(config, dataset)
+    cands = {}
+    if config.negatives_k:
+        path = Path(config.out) / f"candidates.{config.split}.k{config.negatives_k}.jsonl"
+        cands = cached_candidates(dataset, config.split, config.negatives_k, path, write)
+    labels = ", ".join(config.labels) + (f" (mix `{config.mix_strategy}`, human ratio {config.human_ratio})"
+                                         if config.human_ratio is not None else "")
+    negatives = (f"hard negatives: BM25 top-{config.negatives_k} minus every positive ({config.negative_sampling} "
+                 "sampling), random fill" if config.negatives_k else "negatives: random corpus passages")
+    return TrainingData(plan, cands, list(dataset.corpus), lambda q: dataset.queries[q].text,
+                        lambda d: dataset.corpus[d].full_text(), list(dataset.split_queries(config.split)),
+                        [f"dataset: `{dataset.name}`, split `{config.split}`", f"labels: {labels}", negatives])
+
+
+def build_plan(config, dataset) -> LabelPlan:
+    """The label plan of ``config.labels``: human qrels and/or judgments files under the label rule."""
+    from ..annotate.labels import read_judgments
+    from ..labels import judgment_labels, run_label_rule
+
+    human = human_labels(dataset, config.split) if "human" in config.labels else None
+    files = [x for x in config.labels if x != "human"]
+    llm = None
+    if files:
+        judgments = [j for j in read_judgments(files) if config.judgment_method in (None, j.method)]
+        rules = {run_label_rule(Path(f).parent) for f in files}
+        if config.label_rule is None and len(rules) > 1:
+            raise ConfigError(f"the annotation runs of {', '.join(files)} declare different label rules "
+                              f"({', '.join(sorted(map(str, rules)))}); give one label_rule")
+        llm = judgment_labels(judgments, config.label_rule or rules.pop(), weights="soft")
+        if not llm:
+            raise ConfigError(f"no usable judgments in {', '.join(files)}"
+                              + (f" for method {config.judgment_method!r}" if config.judgment_method else ""))
+    return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
+                       config.curriculum_switch)
+
+
+def training_data(config, groups: Sequence[TrainingGroup] | None = None, texts: Mapping[str, str] | None = None,
+                  write: bool = True) -> TrainingData:
+    """The data of a training run: ``groups`` (in memory), else ``config.groups`` (a file), else
+    ``config.labels`` on ``config.dataset``. Groups that name passages by id take their texts from
+    ``texts`` or the corpus of ``config.dataset``."""
+    from ..data.registry import load_dataset
+
+    source = "in-memory groups"
+    if groups is None and config.groups:
+        from ..data.groups import read_any_groups
+
+        groups, file_texts = read_any_groups(config.groups)
+        texts, source = texts or file_texts, f"`{config.groups}`"
+    if groups is None:
+        return data_from_dataset(config, load_dataset(config.dataset), write)
+    corpus = None if texts is not None else load_dataset(config.dataset).corpus
+    return data_from_groups(groups, texts, corpus, source)

@@ -1,4 +1,8 @@
-"""The training loop: ``train(TrainConfig) -> model folder``.
+"""The training loop: ``train(TrainConfig, groups=None) -> model folder``.
+
+:func:`train` runs four parts: set-up (device, DDP, checks that need them), data (a
+:class:`~utilabel.train.data.TrainingData` from in-memory groups, a groups file or a dataset's
+labels), the loop, and finish (model, summary, loss curve, optional evaluation).
 
 One code path for a single CPU/GPU process and ``torchrun`` DDP. Each step takes a global batch of
 ``batch_size`` query groups (every rank derives the same batch from the seed and takes its slice);
@@ -22,23 +26,20 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, require
 from ..fileio import AppendLog, atomic_write
+from ..records import TrainingGroup
 from .config import TrainConfig
-from .data import (
-    GroupSampler,
-    LabelPlan,
-    SampledGroup,
-    human_labels,
-    llm_labels,
-    plan_labels,
-    read_judgments,
-    write_chosen,
-)
+from .data import GroupSampler, SampledGroup, TrainingData, training_data, write_chosen
 from .losses import get_loss
 from .model import BiEncoder
+
+torch = require("torch", "train")
+tqdm = require("tqdm.auto", "train").tqdm
 
 log = logging.getLogger(__name__)
 
@@ -52,34 +53,8 @@ def _after_step(step: int) -> None:
     """Hook called after every optimizer step (tests use it to kill a run mid-way)."""
 
 
-def build_plan(config: TrainConfig, dataset) -> LabelPlan:
-    human = human_labels(dataset, config.split) if "human" in config.labels else None
-    files = [x for x in config.labels if x != "human"]
-    llm = llm_labels(read_judgments(files), config.judgment_method) if files else None
-    if llm is not None and not llm:
-        raise ConfigError(f"no usable judgments in {', '.join(files)}" + (f" for method {config.judgment_method!r}" if config.judgment_method else ""))
-    return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
-                       config.curriculum_switch)
-
-
-def _candidates(config: TrainConfig, dataset) -> dict[str, list[str]]:
-    if config.negatives_k == 0:
-        return {}
-    from ..retrieve.bm25 import bm25_candidates, read_candidates, write_candidates
-
-    path = Path(config.out) / f"candidates.{config.split}.k{config.negatives_k}.jsonl"
-    if path.exists():
-        groups = read_candidates(path)
-    else:
-        groups = bm25_candidates(dataset, config.split, k=config.negatives_k)
-        if _rank() == 0:
-            write_candidates(path, groups)
-    return {g.query_id: [c.doc_id for c in g.candidates] for g in groups}
-
-
 def _dist():
-    import torch.distributed as dist
-
+    dist = torch.distributed
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
@@ -94,16 +69,13 @@ def _world() -> int:
 
 
 def _maybe_init_distributed(device: str) -> None:
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
 
 
 def batch_matrices(global_groups: list[SampledGroup], local_slice: slice, known_pos: dict[str, set[str]],
                    in_batch: bool = True):
     """Label weights ``[q_local, D_global]`` and the exclusion mask (unlabeled positives elsewhere in the batch)."""
-    import torch
 
     cols = [(g_i, d) for g_i, g in enumerate(global_groups) for d in g.doc_ids]
     q_idx = list(range(len(global_groups)))[local_slice]
@@ -122,36 +94,24 @@ def batch_matrices(global_groups: list[SampledGroup], local_slice: slice, known_
 
 
 class _TokenCache:
-    def __init__(self, model: BiEncoder, dataset):
-        self.model, self.dataset = model, dataset
-        self.docs: dict[str, list[int]] = {}
-        self.queries: dict[str, list[int]] = {}
+    """Token ids of the passages and queries of :class:`TrainingData`, tokenised once."""
 
-    def passages(self, doc_ids: list[str]) -> list[list[int]]:
-        missing = [d for d in dict.fromkeys(doc_ids) if d not in self.docs]
+    def __init__(self, model: BiEncoder, data: TrainingData):
+        self.model = model
+        self.text = {"passage": data.doc_text, "query": data.query_text}
+        self.ids: dict[str, dict[str, list[int]]] = {"passage": {}, "query": {}}
+
+    def __call__(self, ids: list[str], kind: str) -> list[list[int]]:
+        known = self.ids[kind]
+        missing = [i for i in dict.fromkeys(ids) if i not in known]
         if missing:
-            texts = [self.dataset.corpus[d].full_text() for d in missing]
-            self.docs.update(zip(missing, self.model.tokenize(texts, "passage"), strict=True))
-        return [self.docs[d] for d in doc_ids]
-
-    def query(self, qids: list[str]) -> list[list[int]]:
-        missing = [q for q in dict.fromkeys(qids) if q not in self.queries]
-        if missing:
-            texts = [self.dataset.queries[q].text for q in missing]
-            self.queries.update(zip(missing, self.model.tokenize(texts, "query"), strict=True))
-        return [self.queries[q] for q in qids]
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    import torch
-
-    with atomic_write(path, "wb") as fh:
-        torch.save(state, fh)
+            texts = [self.text[kind](i) for i in missing]
+            known.update(zip(missing, self.model.tokenize(texts, kind), strict=True))
+        return [known[i] for i in ids]
 
 
 def _adamw(params, lr: float, weight_decay: float):
     """AdamW, fused when the device supports it (on CPU about 30x faster than the per-tensor loop)."""
-    import torch
 
     try:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
@@ -168,13 +128,57 @@ def _lr_lambda(total: int, warmup: int):
     return f
 
 
-def train(config: TrainConfig) -> Path:
-    """Train a bi-encoder as configured; returns the saved model folder (``config.out/model``)."""
-    import torch
-    from tqdm.auto import tqdm
+@dataclass
+class _Run:
+    """The state of one training run: where it runs, the model and its optimiser, and the progress."""
 
-    from ..data.registry import load_dataset
+    config: TrainConfig
+    device: str
+    rank: int
+    world: int
+    amp_dtype: object | None = None  # None = no autocast
+    model: BiEncoder | None = None
+    optimizer: object = None
+    scheduler: object = None
+    scaler: object = None
+    step: int = 0
+    elapsed: float = 0.0
+    masked: int = 0
 
+
+def train(config: TrainConfig, groups: list[TrainingGroup] | None = None,
+          texts: Mapping[str, str] | None = None) -> Path:
+    """Train a bi-encoder as configured; returns the saved model folder (``config.out/model``).
+
+    The data is ``groups`` (in-memory :class:`TrainingGroup` records, with ``texts`` = ``{doc_id:
+    text}`` of their passages, else the corpus of ``config.dataset``), else ``config.groups`` (a
+    groups file), else the labels of ``config.labels`` on ``config.dataset`` (see :mod:`.data`).
+    """
+    run = _setup(config)
+    data = training_data(config, groups, texts, write=run.rank == 0)
+    sampler = GroupSampler(data.plan, data.candidates, data.corpus_ids, config.group_size, config.max_positives,
+                           get_loss(config.loss).single_positive, config.negative_sampling, config.seed,
+                           query_ids=data.query_ids)
+    steps_per_epoch = _steps_per_epoch(config, sampler, run.world)
+    total = min(sum(steps_per_epoch), config.max_steps or sum(steps_per_epoch))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _start(run, total, out / CHECKPOINT)
+    if run.rank == 0:
+        write_chosen(out / "human_queries.json", data.plan)
+        with atomic_write(out / "config.json") as fh:
+            json.dump(config.to_dict(), fh, indent=2)
+    _loop(run, data, sampler, steps_per_epoch, total, out)
+    _checkpoint(out / CHECKPOINT, run)  # collective under DDP
+    if run.rank == 0:
+        log.info("training done: %s", _finish(run, data, len(sampler.query_ids), total, out))
+    if _dist():
+        _dist().barrier()
+    return out / "model"
+
+
+def _setup(config: TrainConfig) -> _Run:
+    """Device, threads, the process group, and the checks that depend on them."""
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -185,74 +189,67 @@ def train(config: TrainConfig) -> Path:
         torch.cuda.set_device(device)
     if config.grad_cache_chunk and world > 1:
         raise ConfigError("grad_cache_chunk is single-process only; under DDP lower batch_size per rank instead")
-    if config.grad_cache_chunk and config.amp == "fp16" and device.startswith("cuda"):
-        raise ConfigError("grad_cache_chunk does not support amp=fp16 (loss scaling); use amp=bf16")
     if config.batch_size % world:
         raise ConfigError(f"batch_size {config.batch_size} must be divisible by the number of ranks {world}")
     if config.amp != "no" and not device.startswith("cuda"):
         log.warning("amp=%s ignored on %s", config.amp, device)
     use_amp = config.amp != "no" and device.startswith("cuda")
-    amp_dtype = torch.float16 if config.amp == "fp16" else torch.bfloat16
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
+    return _Run(config, device, rank, world, (torch.float16 if config.amp == "fp16" else torch.bfloat16) if use_amp else None)
 
-    dataset = load_dataset(config.dataset)
-    plan = build_plan(config, dataset)
-    loss_fn = get_loss(config.loss)
-    split_qids = list(dataset.split_queries(config.split))
-    candidates = _candidates(config, dataset)
-    sampler = GroupSampler(plan, candidates, list(dataset.corpus), config.group_size, config.max_positives,
-                           loss_fn.single_positive, config.negative_sampling, config.seed, query_ids=split_qids)
+
+def _steps_per_epoch(config: TrainConfig, sampler: GroupSampler, world: int) -> list[int]:
     n_queries = len(sampler.query_ids)
     if n_queries == 0:
         raise ConfigError("no training queries (labels and split share no query)")
-    steps_per_epoch = [(len(sampler.epoch_query_ids(e)) // config.batch_size if world > 1
-                        else math.ceil(len(sampler.epoch_query_ids(e)) / config.batch_size)) for e in range(config.epochs)]
-    if min(steps_per_epoch) == 0:
+    steps = [len(sampler.epoch_query_ids(e)) for e in range(config.epochs)]
+    steps = [n // config.batch_size if world > 1 else math.ceil(n / config.batch_size) for n in steps]
+    if min(steps) == 0:
         raise ConfigError(f"batch_size {config.batch_size} exceeds the {n_queries} training queries under DDP")
-    total = sum(steps_per_epoch)
-    if config.max_steps:
-        total = min(total, config.max_steps)
+    return steps
 
-    model = BiEncoder(config.model_config(), config.gradient_checkpointing, device)
-    model.train(True)
-    optimizer = _adamw(list(model.parameters()), config.lr, config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, int(config.warmup_ratio * total)))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and config.amp == "fp16")
-    tokens = _TokenCache(model, dataset)
 
-    step, elapsed = 0, 0.0
-    ckpt = out / CHECKPOINT
-    if config.resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        old = {k: v for k, v in state["config"].items() if k not in _RESUME_FREE}
-        new = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
-        changed = sorted(k for k in new if old.get(k) != new[k])
-        if changed:
-            raise ConfigError(f"{ckpt} was written with other options ({', '.join(changed)}); use another out or resume=False")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        step, elapsed = state["step"], state.get("elapsed", 0.0)
-        log.info("resumed from %s at step %d", ckpt, step)
+def _start(run: _Run, total: int, ckpt: Path) -> None:
+    """Model, optimiser, schedule and AMP scaler, restored from ``ckpt`` when resuming."""
+    config = run.config
+    run.model = BiEncoder(config.model_config(), config.gradient_checkpointing, run.device)
+    run.model.train(True)
+    run.optimizer = _adamw(list(run.model.parameters()), config.lr, config.weight_decay)
+    run.scheduler = torch.optim.lr_scheduler.LambdaLR(run.optimizer, _lr_lambda(total, int(config.warmup_ratio * total)))
+    run.scaler = torch.amp.GradScaler("cuda", enabled=run.amp_dtype == torch.float16)
+    if not (config.resume and ckpt.exists()):
+        return
+    state = torch.load(ckpt, map_location=run.device, weights_only=False)
+    old = {k: v for k, v in state["config"].items() if k not in _RESUME_FREE}
+    new = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
+    changed = sorted(k for k in new if old.get(k) != new[k])
+    if changed:
+        raise ConfigError(f"{ckpt} was written with other options ({', '.join(changed)}); use another out or resume=False")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng"][run.rank] if isinstance(state["rng"], list) else state["rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    run.step, run.elapsed = state["step"], state.get("elapsed", 0.0)
+    log.info("resumed from %s at step %d", ckpt, run.step)
 
-    if rank == 0:
-        write_chosen(out / "human_queries.json", plan)
-        with atomic_write(out / "config.json") as fh:
-            json.dump(config.to_dict(), fh, indent=2)
-    logf = AppendLog(out / "log.jsonl") if rank == 0 else None
-    known_pos = plan.all_positive_ids()
-    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not config.show_progress or rank != 0)
-    masked_total = 0
-    t0 = time.perf_counter()
+
+def _loop(run: _Run, data: TrainingData, sampler: GroupSampler, steps_per_epoch: list[int], total: int,
+          out: Path) -> None:
+    """Optimizer steps ``run.step + 1 … total``: a log record per step, a checkpoint every ``save_every``."""
+    config, model = run.config, run.model
+    loss_fn = get_loss(config.loss)
+    tokens = _TokenCache(model, data)
+    known_pos = data.plan.all_positive_ids()
+    logf = AppendLog(out / "log.jsonl") if run.rank == 0 else None
+    bar = tqdm(total=total, initial=run.step, desc="train", unit="step",
+               disable=not config.show_progress or run.rank != 0)
+    t0, start_elapsed = time.perf_counter(), run.elapsed
     epoch_groups: dict[int, list[SampledGroup]] = {}
-    while step < total:
-        epoch, in_epoch = 0, step
+    while run.step < total:
+        epoch, in_epoch = 0, run.step
         while in_epoch >= steps_per_epoch[epoch]:
             in_epoch -= steps_per_epoch[epoch]
             epoch += 1
@@ -260,46 +257,38 @@ def train(config: TrainConfig) -> Path:
             epoch_groups = {epoch: sampler.epoch_groups(epoch)}
         groups = epoch_groups[epoch][in_epoch * config.batch_size : (in_epoch + 1) * config.batch_size]
         loss, masked = forward_backward(model, loss_fn, groups, tokens, known_pos, in_batch=config.in_batch_negatives,
-                                        grad_cache_chunk=config.grad_cache_chunk, amp_dtype=amp_dtype if use_amp else None,
-                                        scaler=scaler)
-        masked_total += masked
-        scaler.unscale_(optimizer)
+                                        grad_cache_chunk=config.grad_cache_chunk, amp_dtype=run.amp_dtype,
+                                        scaler=run.scaler)
+        run.masked += masked
+        run.scaler.unscale_(run.optimizer)
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(list(model.parameters()), config.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
+        lr = run.scheduler.get_last_lr()[0]
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        run.step += 1
+        run.elapsed = start_elapsed + time.perf_counter() - t0
         loss_value = float(loss.detach())
         if logf:
-            logf.append({"step": step, "epoch": epoch, "loss": loss_value, "lr": lr, "queries": len(groups),
-                         "masked_queries": masked, "time": round(elapsed + time.perf_counter() - t0, 3)})
+            logf.append({"step": run.step, "epoch": epoch, "loss": loss_value, "lr": lr, "queries": len(groups),
+                         "masked_queries": masked, "time": round(run.elapsed, 3)})
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.4f}", epoch=epoch)
-        if config.save_every and step % config.save_every == 0 and step < total:
-            _checkpoint(ckpt, model, optimizer, scheduler, scaler, step, elapsed + time.perf_counter() - t0, config)
-        _after_step(step)
+        if config.save_every and run.step % config.save_every == 0 and run.step < total:
+            _checkpoint(out / CHECKPOINT, run)
+        _after_step(run.step)
     bar.close()
-    elapsed += time.perf_counter() - t0
+    run.elapsed = start_elapsed + time.perf_counter() - t0
     if logf:
         logf.close()
-    model_dir = out / "model"
-    _checkpoint(ckpt, model, optimizer, scheduler, scaler, step, elapsed, config)  # collective under DDP
-    if rank == 0:
-        summary = _finish(config, out, model, plan, dataset, n_queries, total, elapsed, masked_total)
-        log.info("training done: %s", summary)
-    if _dist():
-        _dist().barrier()
-    return model_dir
 
 
 def gather_with_grad(x):
     """Concatenate ``x`` [n, dim] of every rank (same shapes); the backward pass sums the incoming
     gradient over ranks and hands each rank the slice of its own rows."""
-    import torch
-    import torch.distributed as dist
+    dist = torch.distributed
 
     class _Gather(torch.autograd.Function):
         @staticmethod
@@ -328,7 +317,6 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
     global number of queries with a positive, and parameter gradients are summed over ranks, so the
     result equals one process on the whole batch. ``masked`` counts queries without a positive.
     """
-    import torch
 
     rank, world = _rank(), _world()
     n = len(groups) // world
@@ -337,8 +325,8 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
     weights, exclude = batch_matrices(groups, local, known_pos, in_batch)
     weights, exclude = weights.to(device), exclude.to(device)
     n_valid = sum(1 for g in groups if g.has_positive)
-    q_tok = tokens.query([g.query_id for g in groups[local]])
-    p_tok = tokens.passages([d for g in groups[local] for d in g.doc_ids])
+    q_tok = tokens([g.query_id for g in groups[local]], "query")
+    p_tok = tokens([d for g in groups[local] for d in g.doc_ids], "passage")
 
     def embed(items, kind):
         ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
@@ -360,8 +348,7 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
         (scaler.scale(loss) if scaler is not None else loss).backward()
     loss = loss.detach()
     if world > 1:
-        import torch.distributed as dist
-
+        dist = torch.distributed
         for p in model.parameters():
             if p.grad is not None:
                 dist.all_reduce(p.grad)
@@ -370,23 +357,22 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
     return loss, len(groups) - n_valid
 
 
-def _checkpoint(path, model, optimizer, scheduler, scaler, step, elapsed, config) -> None:
-    import torch
-
+def _checkpoint(path: Path, run: _Run) -> None:
     rng = torch.get_rng_state()
     d = _dist()
     if d:
         rngs = [None] * d.get_world_size()
         d.all_gather_object(rngs, rng)
         rng = rngs
-    if _rank() != 0:
+    if run.rank != 0:
         return
-    _save_checkpoint(path, {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(), "rng": rng,
-        "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-        "step": step, "elapsed": elapsed, "config": config.to_dict(),
-    })
+    with atomic_write(path, "wb") as fh:
+        torch.save({
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(), "rng": rng,
+            "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            "step": run.step, "elapsed": run.elapsed, "config": run.config.to_dict(),
+        }, fh)
 
 
 def read_log(out: str | Path) -> list[dict]:
@@ -418,44 +404,43 @@ def plot_loss(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _finish(config: TrainConfig, out: Path, model: BiEncoder, plan: LabelPlan, dataset, n_queries: int,
-            total: int, elapsed: float, masked: int) -> dict:
+def _finish(run: _Run, data: TrainingData, n_queries: int, total: int, out: Path) -> dict:
+    config, elapsed = run.config, run.elapsed
     records = read_log(out)
     summary = {
-        "config": config.to_dict(), "steps": total, "train_queries": n_queries,
-        "human_queries": len(plan.human_queries), "label_strategy": plan.strategy,
+        "config": config.to_dict(), "data": data.source, "steps": total, "train_queries": n_queries,
+        "human_queries": len(data.plan.human_queries), "label_strategy": data.plan.strategy,
         "masked_queries": sum(r.get("masked_queries", 0) for r in records),
         "seconds": round(elapsed, 2),
         "examples_per_second": round(sum(r["queries"] for r in records) / elapsed, 3) if elapsed else None,
         "first_loss": records[0]["loss"] if records else None,
         "last_loss": records[-1]["loss"] if records else None,
     }
-    model_dir = model.save(out / "model", card=_model_card(config, summary, dataset), meta={"train": summary})
+    model_dir = run.model.save(out / "model", card=_model_card(config, summary), meta={"train": summary})
     if config.eval_split:
+        from ..data.registry import load_dataset
         from .evaluation import evaluate_model
 
+        dataset = load_dataset(config.dataset)
         summary["eval"] = {config.eval_split: evaluate_model(model_dir, dataset, config.eval_split)}
     if records:
         plot_loss(records, out / "loss_curve.png")
     with atomic_write(out / "summary.json") as fh:
         json.dump(summary, fh, indent=2)
     if config.eval_split:  # re-write the card with the evaluation numbers
-        (model_dir / "README.md").write_text(_model_card(config, summary, dataset), encoding="utf-8")
+        (model_dir / "README.md").write_text(_model_card(config, summary), encoding="utf-8")
     return summary
 
 
-def _model_card(config: TrainConfig, summary: dict, dataset) -> str:
-    labels = ", ".join(config.labels)
+def _model_card(config: TrainConfig, summary: dict) -> str:
     lines = [
         "---", "library_name: sentence-transformers", "tags: [sentence-transformers, utilabel, dense-retrieval]", "---", "",
-        f"# utilabel dense retriever ({config.loss}, {dataset.name})", "",
+        f"# utilabel dense retriever ({config.loss})", "",
         "Bi-encoder trained with utilabel (utility-focused LLM annotation for retrieval).", "",
         "## Data", "",
-        f"- dataset: `{dataset.name}`, split `{config.split}`, {summary['train_queries']} training queries",
-        f"- labels: {labels}" + (f" (mix `{config.mix_strategy}`, human ratio {config.human_ratio})" if config.human_ratio is not None else ""),
-        f"- queries with human labels: {summary['human_queries']}; queries masked (no positive): {summary['masked_queries']}",
-        (f"- hard negatives: BM25 top-{config.negatives_k} minus every positive ({config.negative_sampling} sampling), random fill"
-         if config.negatives_k else "- negatives: random corpus passages (no hard negatives)"),
+        *[f"- {line}" for line in summary["data"]],
+        f"- {summary['train_queries']} training queries; with human labels: {summary['human_queries']}; "
+        f"masked (no positive): {summary['masked_queries']}",
         "", "## Loss", "",
         f"- `{config.loss}`, temperature {config.temperature}, in-batch negatives: {config.in_batch_negatives}",
         "", "## Hyper-parameters", "",
