@@ -180,7 +180,7 @@ def write_report(config: ExperimentConfig, notes: list[str] | None = None, path:
 
 
 def _settings(config: ExperimentConfig) -> dict:
-    d = config.to_dict()
+    d = {**config.to_dict(), "train": config.train_settings(), "dense": config.dense_settings()}
     return {k: d[k] for k in ("train_dataset", "train_split", "train", "dense", "rag", "sample_seed")}
 
 
