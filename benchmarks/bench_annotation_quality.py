@@ -18,7 +18,9 @@ Variants (``--variants``, comma-separated):
 * ``search`` — every ``fused`` weight combination in {0, 0.5, 1, 2}³, replayed; the best by kappa of
   ``top1+threshold:0.5`` (ties: precision@1) is reported. Choose on training queries only;
 * ``fs:<f>`` — yesno + first_stage·f, replayed from ``yesno``'s calls (free);
-* ``search-fs`` — ``fs`` for f in {0.25, 0.5, 1, 2, 4}, the best reported as above.
+* ``search-fs`` — ``fs`` for f in {0.25, 0.5, 1, 2, 4}, the best reported as above;
+* ``gfs:<f>`` / ``search-gfs`` — the same with ``graded`` as the base signal (replayed from ``graded``,
+  which replays ``all``; a final run computes only the graded prompt).
 
 Run (resumable; writes the markdown to ``--out`` and prints it)::
 
@@ -74,6 +76,8 @@ def variant_config(name: str, task: str) -> tuple[dict, str | None]:
         return {**base, "signals": (name,)}, "all"
     if name == "all":
         return {**base, "signals": ALL}, "yesno"
+    if name.startswith("gfs:"):
+        return {**base, "signals": ("graded", "first_stage"), "weights": {"first_stage": float(name[4:])}}, "graded"
     if name.startswith("fs:"):
         return {**base, "signals": ("yesno", "first_stage"), "weights": {"first_stage": float(name[3:])}}, "yesno"
     if name.startswith("fused:"):
@@ -125,6 +129,8 @@ def main() -> None:
     groups = [g for g in bm25_candidates(ds, args.split, k=args.k, limit=args.limit) if g.query_id in qrels]
     folder = Path(args.root) / f"{args.dataset}-{args.split}"
     names = [v for v in args.variants.split(",") if v]
+    if "search-gfs" in names:
+        names = [n for n in names if n != "search-gfs"] + [f"gfs:{f:g}" for f in (0.25, 0.5, 1.0, 2.0, 4.0)]
     if "search-fs" in names:
         names = [n for n in names if n != "search-fs"] + [f"fs:{f:g}" for f in (0.25, 0.5, 1.0, 2.0, 4.0)]
     if "search" in names:
@@ -136,7 +142,7 @@ def main() -> None:
         kwargs, replay = variant_config(name, ds.task or "qa")
         cfg = AnnotateConfig(max_passage_words=args.max_passage_words, **kwargs)
         out = folder / name.replace(":", "_").replace(",", "-")
-        seeded_only = name == "all"  # seeded with yesno's calls, computes the other signals
+        seeded_only = name in ("all", "graded", "ql")  # seeded with earlier calls, computes what is missing
         if replay and not (out / "calls.jsonl").exists():
             src = folder / replay / "calls.jsonl"
             if not src.exists() and not seeded_only:
@@ -144,7 +150,8 @@ def main() -> None:
             out.mkdir(parents=True, exist_ok=True)
             if src.exists():
                 shutil.copyfile(src, out / "calls.jsonl")
-        done = (out / "summary.json").exists() and json.loads((out / "summary.json").read_text()).get("complete")
+        summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+        done = summary.get("complete") and summary.get("queries") == len(groups)
         if backend is None and (seeded_only or not replay) and not done:
             from utilabel.llm import get_backend
 
@@ -154,7 +161,7 @@ def main() -> None:
         timing[name] = time.perf_counter() - t0
         results.append(run_quality(out, qrels, RULES, ds.relevance_level))
     keep, fused = [], []
-    for prefix in ("fused_", "fs_"):
+    for prefix in ("fused_", "fs_", "gfs_"):
         group = [r for r in results if r.name.startswith(prefix)]
         if len(group) > 1:
             best = max(group, key=lambda r: (r.rules["top1+threshold:0.5"].kappa, r.llm["P@1"]))

@@ -54,12 +54,20 @@ def test_fusion_hand_computed():
     # yesno [0.5, -0.5] + 2 · z(ql [−10, −20]) = [0.5 + 2, −0.5 − 2]
     assert fuse({"yesno": [0.5, -0.5], "ql": [-10.0, -20.0]}, {"ql": 2.0}) == [2.5, -2.5]
     assert fuse({"first_stage": [1.0, 2.0, 3.0]}) == pytest.approx([-math.sqrt(1.5), 0.0, math.sqrt(1.5)])
+    # graded without yesno is the base: logit(E/3); E = 1.5 → 0, E = 2.25 → log(3); first_stage z = ∓1
+    assert fuse({"graded": [1.5, 2.25], "first_stage": [5.0, 1.0]}, {"first_stage": 0.5}) == pytest.approx(
+        [0.5, math.log(3) - 0.5])
+    assert fuse({"graded": [3.0]}) == pytest.approx([35.0])  # limited
+    # near-certain "3": the ranking survives in 3 − E (1e-6 vs 1e-8 → log-odds differ by log 100)
+    hi, lo = fuse({"graded": [3 - 1e-8, 3 - 1e-6]})
+    assert hi - lo == pytest.approx(math.log(100), rel=1e-6)
     # grades: P ∝ (1, 1, 2, 0)/4 after renormalising → E = (0 + 1 + 4 + 0) / 4 = 1.25
     lp = {"0": math.log(0.1), "1": math.log(0.1), "2": math.log(0.2), "3": -math.inf}
     assert expected_grade(lp) == pytest.approx(1.25)
     assert check_signals("yesno,ql", {"ql": 1}) == (("yesno", "ql"), {"ql": 1.0})
+    assert check_signals("graded,ql", {"ql": 2})[1] == {"ql": 2.0}
     for bad, w in (("yesno,bogus", None), ("yesno,yesno", None), ("", None), ("yesno", {"ql": 1.0}),
-                   ("yesno,ql", {"ql": math.nan})):
+                   ("yesno,ql", {"ql": math.nan}), ("graded,ql", {"graded": 1.0})):
         with pytest.raises(ConfigError):
             check_signals(bad, w)
 
