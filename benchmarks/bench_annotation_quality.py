@@ -143,21 +143,24 @@ def main() -> None:
         cfg = AnnotateConfig(max_passage_words=args.max_passage_words, **kwargs)
         out = folder / name.replace(":", "_").replace(",", "-")
         seeded_only = name in ("all", "graded", "ql")  # seeded with earlier calls, computes what is missing
-        if replay and not (out / "calls.jsonl").exists():
-            src = folder / replay / "calls.jsonl"
-            if not src.exists() and not seeded_only:
+        src = folder / replay / "calls.jsonl" if replay else None
+        if replay and not seeded_only:  # makes no calls of its own: always replay the source's current log
+            if not src.exists():
                 raise SystemExit(f"variant {name} replays {replay}: run that variant first")
             out.mkdir(parents=True, exist_ok=True)
-            if src.exists():
-                shutil.copyfile(src, out / "calls.jsonl")
+            shutil.copyfile(src, out / "calls.jsonl")
+        elif replay and src.exists() and not (out / "calls.jsonl").exists():
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out / "calls.jsonl")
         summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
         done = summary.get("complete") and summary.get("queries") == len(groups)
-        if backend is None and (seeded_only or not replay) and not done:
+        if backend is None and (seeded_only or not replay) and not done:  # replay-only variants never load it
             from utilabel.llm import get_backend
 
             backend = get_backend("transformers", model=args.model)
         t0 = time.perf_counter()
-        annotate(groups, ds.corpus, backend or ReplayOnly(args.model), out, cfg, progress=not replay or seeded_only)
+        model = backend if (seeded_only or not replay) and backend is not None else ReplayOnly(args.model)
+        annotate(groups, ds.corpus, model, out, cfg, progress=not replay or seeded_only)
         timing[name] = time.perf_counter() - t0
         results.append(run_quality(out, qrels, RULES, ds.relevance_level))
     keep, fused = [], []

@@ -28,7 +28,7 @@ LOCAL_BACKENDS = ("llamacpp", "transformers", "vllm")
 
 LOCAL_DEFAULTS: dict[str, Any] = {
     "method": "pointwise", "answer_source": "none", "signals": ("yesno", "first_stage"),
-    "weights": {"first_stage": 0.25}, "label_rule": "top1+threshold:0.5", "max_passage_words": 100,
+    "weights": {"first_stage": 0.25}, "label_rule": "top1", "max_passage_words": 100,
 }
 """What ``utilabel annotate`` uses with a local model unless told otherwise: the variant that labelled
 best on training queries in docs/results/annotation/quality.md (the embedded 1.5B model cannot write

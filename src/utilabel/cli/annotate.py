@@ -48,7 +48,7 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
                    help="what 'useful' means (default: the dataset's task, e.g. claim for scifact)")
     p.add_argument("--task-instruction", default=None, help="your own yes/no question instead of a task")
     p.add_argument("--label-rule", default=None,
-                   help=f"how scores become positives: {RULE_HELP} (default top1+threshold:0.5 for pointwise, "
+                   help=f"how scores become positives: {RULE_HELP} (default top1 with a local model, top1+threshold:0.5 for pointwise, "
                         "else threshold:0.5)")
     p.add_argument("--calibrate-on", default=None, metavar="QRELS",
                    help="choose the label rule's threshold on human labels: a split name of --dataset or a qrels file")
