@@ -68,6 +68,12 @@ class LLMError(UtilabelError):
     exit_code = 6
 
 
+class IncompleteRunError(UtilabelError):
+    """A run finished but some items failed (server errors after retries); re-running retries only those."""
+
+    exit_code = 7
+
+
 def require(module: str, extra: str):
     """Import ``module`` or raise :class:`MissingExtraError` naming ``extra``."""
     import importlib

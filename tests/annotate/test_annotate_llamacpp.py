@@ -21,7 +21,6 @@ import pytest
 from utilabel.annotate import AnnotateConfig, annotate, read_judgments
 from utilabel.annotate.parsing import FAILURE_KINDS
 from utilabel.annotate.prompts import REMOVED
-from utilabel.errors import LLMError
 from utilabel.llm import get_backend
 from utilabel.records import Candidate, CandidateGroup, Document
 
@@ -135,8 +134,9 @@ def test_server_killed_mid_run_then_restarted_resumes_to_same_labels(server, sci
         return real_chat(request)
 
     backend.chat = chat_then_die
-    with pytest.raises(LLMError):
-        annotate(groups, ds.corpus, backend, tmp_path / "part", cfg, progress=False)
+    # the queries whose calls hit the dead server are recorded as failed; the run itself ends normally
+    part = annotate(groups, ds.corpus, backend, tmp_path / "part", cfg, progress=False).summary
+    assert part["queries_errored"] >= 1 and all("ConnectError" in r for r in part["query_errors"].values())
     backend.close()
     assert len((tmp_path / "part" / "calls.jsonl").read_text().splitlines()) == 1
     restarted = start_local_server("smollm2-135m", n_ctx=2048, n_parallel=1, n_threads=1)

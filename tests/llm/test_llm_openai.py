@@ -49,6 +49,29 @@ def test_gives_up_after_max_retries(stub_server):
     assert len(s.calls) == 3
 
 
+def test_retries_count_requests_not_scoring_attempts(stub_server):
+    # a scoring call is three requests (template, tokenize, completion); each fails once, then works:
+    # with max_retries=1 every request gets its own retry, so the call succeeds with 6 requests
+    failed = set()
+
+    def script(n, path, body):
+        if path not in failed:
+            failed.add(path)
+            return 500, {"error": "flaky"}, {}
+        if path == "/apply-template":
+            return 200, {"prompt": "<|user|>hi<|assistant|>"}, {}
+        if path == "/tokenize":
+            return 200, {"tokens": [42]}, {}
+        top = {"id": 42, "token": "yes", "logprob": -0.25}
+        return 200, {"completion_probabilities": [{**top, "top_logprobs": [top]}]}, {}
+
+    s = stub_server(script)
+    with _backend(s.url, max_retries=1) as b:
+        assert b.token_logprobs(MSG, ("yes",)) == {"yes": -0.25}
+    assert [path for path, _, _ in s.calls] == ["/apply-template"] * 2 + ["/tokenize"] * 2 + ["/completion"] * 2
+    assert b.stats["retries"] == 3 and b.stats["failures"] == 0
+
+
 def test_retry_after_header_is_honoured(stub_server, payload):
     s = stub_server(lambda n, path, body: (429, {}, {"Retry-After": "1"}) if n == 0 else (200, payload("ok"), {}))
     with _backend(s.url, backoff_s=0.0) as b:

@@ -7,6 +7,9 @@ given parser (``chat``) or for a continuation log-probability (``logprob``). The
 renders the prompt, looks the call up in the store by key, calls the backend only when missing,
 logs the call, parses the output (thinking stripped), retries a parse failure up to
 ``config.retries`` times with another seed (and ``retry_temperature``) and counts failures by kind.
+It also bounds the calls in flight across all queries (``max_concurrency``) and holds the circuit
+breaker: after ``breaker`` consecutive calls failed on the server (each after the backend's own
+retries) it refuses further calls with :class:`CircuitOpenError`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LLMError
 from .parsing import FAILURE_KINDS, Parsed
 from .prompts import STYLES, Prompt
 from .store import CallStore, call_key
@@ -182,6 +185,7 @@ class Stats:
 
     calls_new: int = 0
     calls_cached: int = 0
+    calls_failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
@@ -209,7 +213,7 @@ class Stats:
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "calls_new": self.calls_new, "calls_cached": self.calls_cached,
+                "calls_new": self.calls_new, "calls_cached": self.calls_cached, "calls_failed": self.calls_failed,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "latency_s": round(self.latency_s, 3),
                 "failures": {s: dict(v) for s, v in sorted(self.failures.items())},
@@ -239,16 +243,58 @@ def selection_budget(n: int) -> int:
     return 12 + 6 * n
 
 
-class Caller:
-    """Runs calls through the store: replay when logged, otherwise call the backend and log."""
+class CircuitOpenError(LLMError):
+    """Too many consecutive calls failed on the server: the run stops (re-run to continue)."""
 
-    def __init__(self, backend, store: CallStore, config: AnnotateConfig, stats: Stats):
+
+class RunStopped(Exception):  # noqa: N818 - a signal to unwind, not an error
+    """The run is ending (interrupt or another query's fatal error): no new calls are made."""
+
+
+class Caller:
+    """Runs calls through the store: replay when logged, otherwise call the backend and log.
+
+    Thread-safe: queries run concurrently, at most ``max_concurrency`` backend calls in flight.
+    ``breaker`` > 0 opens the circuit after that many consecutive server failures.
+    """
+
+    def __init__(self, backend, store: CallStore, config: AnnotateConfig, stats: Stats, max_concurrency: int = 1,
+                 breaker: int = 0):
         self.backend = backend
         self.store = store
         self.config = config
         self.stats = stats
         self.model = getattr(backend, "model", "") or getattr(backend, "name", "")
         self.task_values = config.task_spec.values()
+        self.breaker = breaker
+        self.failures_in_a_row = 0
+        self.last_error = ""
+        self.circuit_open = threading.Event()
+        self.stop = threading.Event()
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._lock = threading.Lock()
+
+    def _backend(self, fn: Callable[[], Any]) -> Any:
+        """One backend call under the concurrency bound, counted by the circuit breaker."""
+        if self.stop.is_set():
+            raise RunStopped()
+        if self.circuit_open.is_set():
+            raise CircuitOpenError(f"circuit breaker open after {self.breaker} consecutive server failures; "
+                                   f"last: {self.last_error}")
+        with self._slots:
+            try:
+                out = fn()
+            except LLMError as exc:
+                with self._lock:
+                    self.failures_in_a_row += 1
+                    self.last_error = str(exc)[:300]
+                    if self.breaker and self.failures_in_a_row >= self.breaker:
+                        self.circuit_open.set()
+                self.stats.add(calls_failed=1)
+                raise
+        with self._lock:
+            self.failures_in_a_row = 0
+        return out
 
     def _record(self, key: str, prompt: Prompt, ctx: CallContext, attempt: int, payload: dict, **result) -> dict:
         rec = {
@@ -286,7 +332,7 @@ class Caller:
             key = call_key(prompt.ref, prompt.hash, self.model, payload)
             rec = self.store.get(key)
             if rec is None:
-                resp = self.backend.chat(request)
+                resp = self._backend(lambda request=request: self.backend.chat(request))
                 parsed = parse(resp.text)
                 rec = self._record(
                     key, prompt, ctx, attempt, payload,
@@ -316,7 +362,7 @@ class Caller:
         missing = [i for i, r in enumerate(recs) if r is None]
         if missing:
             t0 = time.perf_counter()
-            outs = compute([keyed[i][0] for i in missing])
+            outs = self._backend(lambda: compute([keyed[i][0] for i in missing]))
             latency = (time.perf_counter() - t0) / len(missing)
             for i, out in zip(missing, outs, strict=True):
                 recs[i] = self._record(keyed[i][1], prompt, ctx, 0, keyed[i][0], output=out, failure=None,

@@ -10,41 +10,59 @@ in ``out_dir/calls.jsonl``: a re-run replays logged calls and makes only the mis
 killing the process at any point and running again gives exactly the labels of an uninterrupted
 run (labels are recomputed from the logged outputs, never stored half-way).
 
-Files in ``out_dir``: ``calls.jsonl`` (append-only log), ``judgments.jsonl`` and
-``groups.jsonl`` (atomic rewrites after every query), ``summary.json`` (counts, failures by step and kind, tokens,
-time), ``config.json``.
+Scale: the run streams. Queries are built from the candidates as they are scheduled; up to
+``workers`` queries are open at once and their calls share ``max_concurrency`` slots, so calls from
+many queries are in flight together. A finished query's judgments go to a spool file
+(``.judgments.spool``, recomputed by every run) and the in-memory state is a few counters and an
+offset per query, so time and memory grow linearly with the number of queries.
+``judgments.jsonl`` and ``groups.jsonl`` are written once, in input order, at the end (and when the
+run is interrupted or stopped); ``summary.json`` also every ``summary_every_s`` seconds.
+
+Fault isolation: a query whose calls fail on the server (after the backend's retries) is recorded
+as failed with the reason (``summary.json`` ``query_errors``) and the run goes on; its logged calls
+stay, so a re-run asks the server only for what those queries still miss. ``breaker`` consecutive
+server failures stop the run (:class:`~utilabel.errors.LLMError`) after writing what is done.
+
+``shard=(i, n)`` annotates the queries whose stable hash falls in slice ``i`` of ``n``
+(:mod:`utilabel.annotate.shards` joins shard folders). ``config.json`` records the settings; a
+re-run with other settings on the same folder is refused unless ``overwrite=True``.
+
+Files in ``out_dir``: ``calls.jsonl`` (append-only log), ``judgments.jsonl``, ``groups.jsonl``,
+``summary.json`` (counts, failures by step and kind, failed queries, tokens, time), ``config.json``.
 
 :func:`estimate` is the ``--dry-run``: it runs the same methods against a counting caller.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import os
+import queue
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..data.groups import write_groups
-from ..errors import ConfigError
+from ..errors import ConfigError, LLMError
 from ..fileio import atomic_write
 from ..labels import judgment_labels
 from ..records import CandidateGroup, Document, Judgment
 from .core import AnnotateConfig, Caller, DryCaller, Estimate, QueryItem, Stats, VoteResult, approx_tokens
-from .labels import groups_from_judgments, write_judgments
+from .labels import groups_from_judgments, read_judgments
 from .methods import Method, get_method
 from .prompts import escape_passage
+from .shards import in_shard
 from .store import CallStore
 
 log = logging.getLogger(__name__)
-
 
 def permutation(seed: int, query_id: str, vote: int, n: int) -> list[int]:
     """The seeded shuffle of ``range(n)`` used for one query and vote (stable across processes)."""
@@ -53,28 +71,44 @@ def permutation(seed: int, query_id: str, vote: int, n: int) -> list[int]:
     return order
 
 
-def build_items(groups: Sequence[CandidateGroup], corpus: Mapping[str, Document], config: AnnotateConfig,
-                answers: Mapping[str, Sequence[str]] | None = None) -> list[QueryItem]:
-    """Query items with escaped, truncated passage texts; validates ids and duplicates."""
-    items, seen = [], set()
+def check_candidates(groups: Sequence[CandidateGroup], corpus: Mapping[str, Document]) -> None:
+    """Fail early (before any call) on a duplicated query or a candidate doc missing from the corpus."""
+    seen = set()
     for g in groups:
         if g.query_id in seen:
             raise ConfigError(f"query {g.query_id!r} appears twice in the candidates")
         seen.add(g.query_id)
-        if not g.candidates:
+        for c in sorted(g.candidates, key=lambda c: c.rank):
+            if c.doc_id not in corpus:
+                raise ConfigError(f"query {g.query_id!r}: candidate doc {c.doc_id!r} is not in the corpus")
+
+
+def _wanted(g: CandidateGroup, answers: Mapping[str, Sequence[str]], needs_answers: bool) -> bool:
+    return bool(g.candidates) and (not needs_answers or bool(answers.get(g.query_id)))
+
+
+def iter_items(groups: Sequence[CandidateGroup], corpus: Mapping[str, Document], config: AnnotateConfig,
+               answers: Mapping[str, Sequence[str]] | None = None, needs_answers: bool = False) -> Iterator[QueryItem]:
+    """Query items with escaped, truncated passage texts, built lazily (see :func:`check_candidates`).
+
+    The escaped texts of the most recently seen 16,384 passages are cached: popular passages come
+    back in many queries' candidates."""
+    answers = answers or {}
+
+    @functools.lru_cache(maxsize=16_384)
+    def text(doc_id: str) -> str:
+        return escape_passage(corpus[doc_id].full_text(), config.max_passage_words, config.sanitize)
+
+    for g in groups:
+        if not _wanted(g, answers, needs_answers):
             continue
-        first = {}
+        first: dict[str, float] = {}
         for c in sorted(g.candidates, key=lambda c: c.rank):
             first.setdefault(c.doc_id, c.score)
         doc_ids = tuple(first)
-        missing = [d for d in doc_ids if d not in corpus]
-        if missing:
-            raise ConfigError(f"query {g.query_id!r}: candidate doc {missing[0]!r} is not in the corpus")
-        texts = tuple(escape_passage(corpus[d].full_text(), config.max_passage_words, config.sanitize) for d in doc_ids)
-        ans = tuple((answers or {}).get(g.query_id, ()))
-        items.append(QueryItem(g.query_id, " ".join(g.query.split()), doc_ids, texts, ans,
-                               tuple(float(first[d]) for d in doc_ids)))
-    return items
+        texts = tuple(text(d) for d in doc_ids)
+        yield QueryItem(g.query_id, " ".join(g.query.split()), doc_ids, texts, tuple(answers.get(g.query_id, ())),
+                        tuple(float(first[d]) for d in doc_ids))
 
 
 def _orders(item: QueryItem, method: Method, config: AnnotateConfig) -> list[list[int]]:
@@ -128,16 +162,106 @@ def aggregate(item: QueryItem, results: Sequence[VoteResult], method: str, model
 
 @dataclass
 class AnnotationRun:
-    """What :func:`annotate` returns: the judgments, training groups and the run summary."""
+    """What :func:`annotate` returns: the summary, the run folder and the queries left without labels.
 
-    judgments: list[Judgment]
+    ``failed_queries`` lists the queries with no label (every vote failed to parse, or a server
+    error; the latter are in ``summary["query_errors"]`` with the reason). ``judgments`` reads
+    ``judgments.jsonl`` back (the run itself never holds them all in memory).
+    """
+
     summary: dict[str, Any]
     out_dir: Path
     failed_queries: list[str] = field(default_factory=list)
 
+    @property
+    def judgments(self) -> list[Judgment]:
+        return read_judgments(self.out_dir / "judgments.jsonl")
+
 
 def _label_name(method: Method) -> str:
     return "relevance" if method.name == "relsel" else "utility"
+
+
+def run_settings(config: AnnotateConfig, method: Method, model: str, shard: tuple[int, int] | None) -> dict[str, Any]:
+    """What ``config.json`` records: a run folder holds one setting; shards of a run differ only in ``shard``."""
+    return {"config": config.to_dict(), "model": model, "prompt_id": method.prompt_id,
+            "prompt_hashes": {p.ref: p.hash for p in method.prompts()}, "shard": list(shard) if shard else None}
+
+
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """The settings that differ, as ``name: old → new`` (config fields by name)."""
+    flat = [(f"config.{k}", old.get("config", {}).get(k), v) for k, v in new["config"].items()]
+    flat += [(k, old.get(k), new[k]) for k in new if k != "config"]
+    return [f"{k.removeprefix('config.')}: {a!r} → {b!r}" for k, a, b in flat if a != b and k not in ignore]
+
+
+def _claim_folder(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    path = out_dir / "config.json"
+    if path.exists() and not overwrite:
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not a run's config ({exc}); use another --out or --overwrite") from None
+        diff = settings_diff(old, settings)
+        if diff:
+            raise ConfigError(f"{out_dir} holds a run with other settings ({'; '.join(diff[:3])}"
+                              f"{'; ...' if len(diff) > 3 else ''}); use another --out, or --overwrite to "
+                              "replace its judgments (its call log is kept and reused)")
+    with atomic_write(path) as fh:
+        json.dump(settings, fh, indent=2)
+
+
+def positives_count(judgments: Sequence[Judgment], rule: str) -> int:
+    """Number of positives of one query's judgments under the label rule."""
+    per = judgment_labels(judgments, rule).get(judgments[0].query_id, {})
+    return sum(w > 0 for w in per.values())
+
+
+@dataclass
+class _Tally:
+    """The run's per-query counters (the summary is built from these, never from all results)."""
+
+    done: int = 0
+    labelled: int = 0
+    judgments: int = 0
+    positives: Counter = field(default_factory=Counter)
+    unlabelled: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+_JUDGMENT_FIELDS = tuple(f.name for f in fields(Judgment))
+
+
+def _judgment_lines(judgments: Sequence[Judgment]) -> bytes:
+    """The judgments as ``judgments.jsonl`` lines — the same bytes as
+    :func:`~utilabel.annotate.labels.write_judgments`, without its per-record ``asdict`` copies."""
+    return "".join(json.dumps({f: getattr(j, f) for f in _JUDGMENT_FIELDS}, ensure_ascii=False) + "\n"
+                   for j in judgments).encode("utf-8")
+
+
+class _Spool:
+    """Finished queries' judgment lines, appended in completion order, read back in input order."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "w+b")  # noqa: SIM115 - lives for the run
+        self._at: dict[str, tuple[int, int]] = {}
+
+    def add(self, query_id: str, judgments: Sequence[Judgment]) -> None:
+        data = _judgment_lines(judgments)
+        self._at[query_id] = (self._fh.seek(0, os.SEEK_END), len(data))
+        self._fh.write(data)
+
+    def lines(self, query_id: str) -> bytes:
+        where = self._at.get(query_id)
+        if where is None:
+            return b""
+        self._fh.seek(where[0])
+        return self._fh.read(where[1])
+
+    def close(self) -> None:
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
 
 
 def annotate(
@@ -148,105 +272,169 @@ def annotate(
     config: AnnotateConfig | None = None,
     answers: Mapping[str, Sequence[str]] | None = None,
     progress: bool = True,
-    workers: int = 1,
-    checkpoint_every: int = 1,
+    max_concurrency: int | None = None,
+    workers: int | None = None,
+    breaker: int = 20,
+    shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    summary_every_s: float = 30.0,
 ) -> AnnotationRun:
-    """Annotate every candidate group; resumable (see module docstring). Returns the run."""
+    """Annotate every candidate group; resumable, streaming (see module docstring).
+
+    ``max_concurrency``: backend calls in flight at once (default: the backend's own ``concurrency``,
+    else 1; give the backend at least as much); ``workers``: queries open at once (default
+    ``max_concurrency``: a query makes one call at a time, and more threads only cost CPU);
+    ``breaker``: stop after that many consecutive server failures (0: never); ``shard``: ``(i, n)``
+    annotates slice ``i`` of ``n``.
+    """
     config = config or AnnotateConfig()
     method = get_method(config.method, config)
+    if max_concurrency is None:
+        max_concurrency = getattr(backend, "concurrency", 1)
+    if max_concurrency < 1:
+        raise ConfigError(f"max_concurrency must be ≥ 1, got {max_concurrency}")
+    workers = workers if workers is not None else max_concurrency
     if workers < 1:
         raise ConfigError(f"workers must be ≥ 1, got {workers}")
-    items = build_items(groups, corpus, config, answers)
-    if method.needs_answers:
-        items = [it for it in items if it.answers]
-        if not items:
-            raise ConfigError(f"method {method.name!r} needs gold answers and no query has one")
+    if breaker < 0:
+        raise ConfigError(f"breaker must be ≥ 0, got {breaker}")
+    if shard is not None:
+        groups = [g for g in groups if in_shard(g.query_id, *shard)]
+    check_candidates(groups, corpus)
+    answers = answers or {}
+    n_items = sum(_wanted(g, answers, method.needs_answers) for g in groups)
+    if method.needs_answers and not n_items:
+        raise ConfigError(f"method {method.name!r} needs gold answers and no query has one")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = getattr(backend, "model", "") or getattr(backend, "name", "")
     prompt_id = method.prompt_id
-    with atomic_write(out_dir / "config.json") as fh:
-        json.dump({"config": config.to_dict(), "model": model, "prompt_id": prompt_id,
-                   "prompt_hashes": {p.ref: p.hash for p in method.prompts()}}, fh, indent=2)
-    stats = Stats()
-    results: dict[str, list[Judgment]] = {}
-    failed: list[str] = []
-    lock = threading.Lock()
+    _claim_folder(out_dir, run_settings(config, method, model, shard), overwrite)
+    stats, tally = Stats(), _Tally()
     t0 = time.perf_counter()
     label = _label_name(method)
 
-    def flush(final: bool) -> None:
-        done = [j for it in items if it.query_id in results for j in results[it.query_id]]
-        write_judgments(out_dir / "judgments.jsonl", done)
-        write_groups(out_dir / "groups.jsonl", groups_from_judgments(done, groups, config.label_rule))
-        _write_summary(out_dir, config, model, prompt_id, items, results, failed, stats, time.perf_counter() - t0,
-                       label, complete=final)
-
     with CallStore(out_dir / "calls.jsonl") as store:
-        caller = Caller(backend, store, config, stats)
+        spool = _Spool(out_dir / ".judgments.spool")
+        caller = Caller(backend, store, config, stats, max_concurrency, breaker)
 
-        def one(item: QueryItem) -> tuple[QueryItem, list[Judgment]]:
-            votes = [method.run(item, order, caller, v) for v, order in enumerate(_orders(item, method, config))]
-            return item, aggregate(item, votes, method.name, model, prompt_id)
+        def one(item: QueryItem) -> tuple[QueryItem, list[Judgment], str | None]:
+            try:
+                votes = [method.run(item, order, caller, v) for v, order in enumerate(_orders(item, method, config))]
+            except LLMError as exc:
+                return item, [], f"{type(exc).__name__}: {exc}"
+            except BaseException:
+                caller.stop.set()  # a bug or a bad input: no query starts another call
+                raise
+            return item, aggregate(item, votes, method.name, model, prompt_id), None
 
+        def record(item: QueryItem, judgments: list[Judgment], error: str | None) -> None:
+            tally.done += 1
+            if error is not None:
+                tally.errors[item.query_id] = error
+            if not judgments:
+                tally.unlabelled.append(item.query_id)
+                return
+            spool.add(item.query_id, judgments)
+            tally.judgments += len(judgments)
+            if any(getattr(j, label) is not None for j in judgments):
+                tally.labelled += 1
+                tally.positives[positives_count(judgments, config.label_rule)] += 1
+
+        def summarize(complete: bool) -> dict[str, Any]:
+            summary = _summary(config, model, prompt_id, n_items, tally, stats, label, time.perf_counter() - t0,
+                               complete, store.corrupt_lines, shard)
+            with atomic_write(out_dir / "summary.json") as fh:
+                json.dump(summary, fh, indent=2)
+            return summary
+
+        def finish(complete: bool) -> dict[str, Any]:
+            with atomic_write(out_dir / "judgments.jsonl", "wb") as fh:
+                for g in groups:
+                    fh.write(spool.lines(g.query_id))
+
+            def training_groups():
+                for g in groups:
+                    data = spool.lines(g.query_id)
+                    if data:
+                        js = [Judgment(**json.loads(x)) for x in data.splitlines()]
+                        yield from groups_from_judgments(js, [g], config.label_rule)
+
+            write_groups(out_dir / "groups.jsonl", training_groups())
+            return summarize(complete)
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_items, desc=f"annotate {method.name}", unit="q", disable=not progress, dynamic_ncols=True)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="annotate")
+        todo = iter_items(groups, corpus, config, answers, method.needs_answers)
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        open_queries = 0
+        last_summary = last_postfix = time.monotonic()
+        complete = False
         try:
-            from tqdm.auto import tqdm
-        except ImportError:  # pragma: no cover - tqdm is a dependency
-            tqdm = None
-        bar = tqdm(total=len(items), desc=f"annotate {method.name}", unit="q", disable=not progress or tqdm is None,
-                   dynamic_ncols=True) if tqdm else None
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        try:
-            it = pool.map(one, items) if pool else map(one, items)
-            for n_done, (item, judgments) in enumerate(it, 1):
-                with lock:
-                    results[item.query_id] = judgments
-                    if not judgments:
-                        failed.append(item.query_id)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(fail=stats.total_failures(), failed_q=len(failed), new=stats.calls_new,
-                                    cached=stats.calls_cached, refresh=False)
-                if checkpoint_every and n_done % checkpoint_every == 0 and n_done < len(items):
-                    flush(final=False)
+            while True:
+                while open_queries < workers + 1 and not caller.circuit_open.is_set():
+                    item = next(todo, None)
+                    if item is None:
+                        break
+                    pool.submit(one, item).add_done_callback(done.put)
+                    open_queries += 1
+                if not open_queries:
+                    break
+                finished = [done.get()]
+                while not done.empty():
+                    finished.append(done.get())
+                open_queries -= len(finished)
+                for fut in finished:
+                    record(*fut.result())
+                bar.update(len(finished))
+                now = time.monotonic()
+                if now - last_postfix >= 0.5:
+                    last_postfix = now
+                    bar.set_postfix(fail=stats.total_failures(), failed_q=len(tally.unlabelled),
+                                    errors=len(tally.errors), new=stats.calls_new, cached=stats.calls_cached,
+                                    refresh=False)
+                if now - last_summary >= summary_every_s:
+                    last_summary = now
+                    summarize(False)
+            complete = not caller.circuit_open.is_set()
         finally:
-            if pool:
-                pool.shutdown(wait=True, cancel_futures=True)
-            if bar is not None:
-                bar.close()
-        flush(final=True)
-    done = [j for it in items for j in results.get(it.query_id, [])]
-    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
-    return AnnotationRun(done, summary, out_dir, failed)
+            caller.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+            summary = finish(complete)
+            spool.close()
+    if caller.circuit_open.is_set():
+        raise LLMError(f"stopped after {breaker} consecutive server failures (last: {caller.last_error}); "
+                       f"{tally.done}/{n_items} queries done, outputs written to {out_dir}; re-run to continue")
+    return AnnotationRun(summary, out_dir, tally.unlabelled)
 
 
-def positives_histogram(results: Mapping[str, list[Judgment]], rule: str) -> dict[int, int]:
-    """Number of queries with 0, 1, 2, ... positives under the label rule."""
-    labels = judgment_labels([j for js in results.values() for j in js], rule)
-    return dict(sorted(Counter(sum(w > 0 for w in per.values()) for per in labels.values()).items()))
-
-
-def _write_summary(out_dir: Path, config, model, prompt_id, items, results, failed, stats: Stats, elapsed, label,
-                   complete: bool) -> None:
-    summary = {
+def _summary(config: AnnotateConfig, model: str, prompt_id: str, n_items: int, tally: _Tally, stats: Stats,
+             label: str, elapsed: float, complete: bool, corrupt_lines: list[int],
+             shard: tuple[int, int] | None) -> dict[str, Any]:
+    return {
         "complete": complete,
         "method": config.method,
         "model": model,
         "prompt_id": prompt_id,
-        "queries": len(items),
-        "queries_done": len(results),
-        "queries_labelled": sum(1 for js in results.values() if any(getattr(j, label) is not None for j in js)),
-        "queries_failed": len(failed),
-        "judgments": sum(len(js) for js in results.values()),
+        "shard": list(shard) if shard else None,
+        "queries": n_items,
+        "queries_done": tally.done,
+        "queries_labelled": tally.labelled,
+        "queries_failed": len(tally.unlabelled),
+        "queries_errored": len(tally.errors),
+        "query_errors": dict(tally.errors),
+        "judgments": tally.judgments,
         "label": label,
         "label_rule": config.label_rule,
-        "positives_per_query": positives_histogram(results, config.label_rule),
+        "positives_per_query": dict(sorted(tally.positives.items())),
         "elapsed_s_this_run": round(elapsed, 3),
         **stats.to_dict(),
+        "call_log_corrupt_lines": corrupt_lines,
         "config": config.to_dict(),
     }
-    with atomic_write(out_dir / "summary.json") as fh:
-        json.dump(summary, fh, indent=2, sort_keys=False)
 
 
 def estimate(
@@ -264,12 +452,11 @@ def estimate(
     """
     config = config or AnnotateConfig()
     method = get_method(config.method, config)
-    items = build_items(groups, corpus, config, answers)
-    if method.needs_answers:
-        items = [it for it in items if it.answers]
-    est = Estimate(queries=len(items))
+    check_candidates(groups, corpus)
+    est = Estimate()
     caller = DryCaller(est, select_fraction, count_tokens, count_text, config.task_spec.values())
-    for item in items:
+    for item in iter_items(groups, corpus, config, answers, method.needs_answers):
+        est.queries += 1
         for v, order in enumerate(_orders(item, method, config)):
             method.run(item, order, caller, v)
     return est

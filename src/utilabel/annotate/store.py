@@ -6,20 +6,31 @@ token usage and latency. The key is a SHA-256 of (prompt id, prompt hash, render
 model, request options) — not of the method, so methods sharing a step (``utilsel`` and
 ``pointwise`` both start with relevance selection) reuse each other's calls when they share a store.
 
-Records are appended with fsync (:class:`~utilabel.fileio.AppendLog`); a call killed before its
-record is written is simply made again. A lock file keeps two annotators off the same store.
+Records are appended with group-committed fsyncs (:class:`~utilabel.fileio.AppendLog`): ``put``
+returns once its record is on disk, so a call whose output is used is never lost; a call killed
+before its record is written is simply made again. Opening reads the log once and keeps only an
+index (key → offset and length of the line); ``get`` reads a record back from the file, so memory
+does not grow with the size of the records. A record whose output failed to parse is replayed
+within the run that made it, but a later run asks the server again (a garbage reply must not
+decide the labels forever). A corrupt line in the middle of the log (a disk or hand-editing
+accident) is skipped with a warning naming file and line, and its call is made again. A lock file
+keeps two annotators off the same store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..fileio import AppendLog
+
+log = logging.getLogger(__name__)
 
 
 def call_key(prompt_ref: str, prompt_hash: str, model: str, payload: dict[str, Any]) -> str:
@@ -33,7 +44,7 @@ def call_key(prompt_ref: str, prompt_hash: str, model: str, payload: dict[str, A
 
 
 class CallStore:
-    """Append-only JSONL call log with an in-memory index by key."""
+    """Append-only JSONL call log with an in-memory index by key (offsets, not records)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -48,29 +59,55 @@ class CallStore:
             raise ConfigError(f"another annotator is using {self.path}; wait for it or use another --out") from None
         except ImportError:  # pragma: no cover - non-POSIX
             pass
-        self._index: dict[str, dict[str, Any]] = {}
-        for rec in AppendLog.read(self.path):
-            self._index.setdefault(rec["key"], rec)
-        self._log = AppendLog(self.path)
-        self._write_lock = threading.Lock()
+        self._log = AppendLog(self.path)  # repairs a torn last line first
+        self._index: dict[str, tuple[int, int]] = {}
+        self.corrupt_lines: list[int] = []
+        self._load()
+        self._rfd = os.open(self.path, os.O_RDONLY)
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        offset = 0
+        with open(self.path, "rb") as fh:
+            for lineno, line in enumerate(fh, 1):
+                try:
+                    rec = json.loads(line)
+                    key, failed = rec["key"], rec.get("failure") is not None
+                    if not isinstance(key, str):
+                        raise TypeError(key)
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    if line.strip():
+                        self.corrupt_lines.append(lineno)
+                        log.warning("%s:%d: corrupt call record skipped; its call will be made again",
+                                    self.path, lineno)
+                else:
+                    if not failed:
+                        self._index.setdefault(key, (offset, len(line)))
+                offset += len(line)
 
     def __len__(self) -> int:
         return len(self._index)
 
     def get(self, key: str) -> dict[str, Any] | None:
-        return self._index.get(key)
+        where = self._index.get(key)
+        if where is None:
+            return None
+        return json.loads(os.pread(self._rfd, where[1], where[0]))
 
     def put(self, record: dict[str, Any]) -> None:
-        if "key" not in record:
+        """Append ``record`` (once per key) and return when it is on disk."""
+        key = record.get("key")
+        if key is None:
             raise ConfigError("a call record needs a 'key'")
-        with self._write_lock:
-            if record["key"] in self._index:
-                return
-            self._log.append(record)
-            self._index[record["key"]] = record
+        if key in self._index:
+            return
+        where = self._log.append(record)
+        with self._lock:
+            self._index.setdefault(key, where)
 
     def close(self) -> None:
         self._log.close()
+        os.close(self._rfd)
         self._lock_fh.close()  # releases the lock; the lock file stays (unlinking it would race)
 
     def __enter__(self) -> CallStore:

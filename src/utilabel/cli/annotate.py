@@ -62,7 +62,22 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
                    help="pointwise fusion weight of a signal other than yesno (repeatable)")
     p.add_argument("--no-joint", action="store_true", help="compact utilsel: separate pseudo-answer call")
     p.add_argument("--extra-tokens", type=int, default=0, help="added to every completion budget (thinking models)")
-    p.add_argument("--workers", type=int, default=1, help="queries annotated concurrently")
+    p.add_argument("--max-concurrency", type=int, default=None,
+                   help="LLM calls in flight at once, across queries (default: the backend's, 4 for openai, "
+                        "n_parallel for llamacpp; e.g. 64-256 for a vLLM server)")
+    p.add_argument("--workers", type=int, default=None, help="queries open at once (default: --max-concurrency)")
+    p.add_argument("--max-retries", type=int, default=None,
+                   help="retries of each failed server request (HTTP 429/5xx, timeout, bad reply; default 4)")
+    p.add_argument("--request-timeout", type=float, default=None, help="seconds one server request may take (default 600)")
+    p.add_argument("--circuit-breaker", type=int, default=20,
+                   help="stop after N consecutive calls failed on the server (0: never; default 20)")
+    p.add_argument("--shard", help="annotate only slice i of N (i/N, by a stable hash of the query id) into --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the judgments of an --out run with other settings (its call log is reused)")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="ray: run --shards shards as Ray tasks and merge them into --out (extra 'ray')")
+    p.add_argument("--shards", type=int, default=None, help="--executor ray: number of shards (default: cluster CPUs)")
+    p.add_argument("--ray-address", default=None, help="--executor ray: cluster address (default: start a local one)")
     p.add_argument("--dry-run", action="store_true", help="print calls, tokens, time and cost estimates; run nothing")
     p.add_argument("--prompt-tps", type=float, default=DEFAULT_PROMPT_TPS, help="dry run: prompt tokens/s")
     p.add_argument("--gen-tps", type=float, default=DEFAULT_GEN_TPS, help="dry run: completion tokens/s")
@@ -163,32 +178,79 @@ def run_annotate(args) -> int:
               f"({report['seconds_per_query']} s/query at {args.prompt_tps:g} prompt tok/s, {args.gen_tps:g} gen tok/s)")
         print(f"cost               ≈ ${report['estimated_cost_usd']:.4f}")
         return 0
-    from ..llm import get_backend
+    from ..annotate.shards import parse_shard
 
-    options = {}
-    if args.model:
-        options["model"] = args.model
-    if args.base_url:
-        options["base_url"] = args.base_url if len(args.base_url) > 1 else args.base_url[0]
-    backend = get_backend(args.backend, **options)
-    with backend:
-        run = annotate(groups, dataset.corpus, backend, args.out, config, answers=answers,
-                       progress=not args.no_progress, workers=args.workers)
+    shard = parse_shard(args.shard) if args.shard else None
+    name, options = args.backend, _backend_options(args)
+    run_options = {"max_concurrency": args.max_concurrency, "workers": args.workers, "breaker": args.circuit_breaker,
+                   "overwrite": args.overwrite}
+    if args.executor == "ray":
+        from ..annotate.distributed import annotate_ray
+
+        if shard:
+            raise ConfigError("--shard and --executor ray exclude each other (ray runs all shards)")
+        summary = annotate_ray(groups, dataset.corpus, name, options, args.out, config, args.shards,
+                               answers=answers, address=args.ray_address, **run_options)
+    else:
+        from ..llm import get_backend
+
+        with get_backend(name, **options) as backend:
+            summary = annotate(groups, dataset.corpus, backend, args.out, config, answers=answers,
+                               progress=not args.no_progress, shard=shard, **run_options).summary
     if args.calibrate_on:
         from ..annotate.calibration import calibrate_run
 
-        cal = calibrate_run(run.out_dir, _human_qrels(args.calibrate_on, dataset), groups,
+        cal = calibrate_run(args.out, _human_qrels(args.calibrate_on, dataset), groups,
                             parse_rule_template(_defaults(args)["label_rule"])[1],
                             args.calibration_queries, args.calibration_objective, dataset.relevance_level)
         print(f"calibrated label rule {cal['rule']} on {len(cal['queries'])} queries "
               f"({args.calibration_objective} {cal[args.calibration_objective]:.3f})")
-    s = run.summary
-    print(f"{s['queries_labelled']}/{s['queries']} queries labelled ({s['queries_failed']} failed), "
-          f"{s['judgments']} judgments, {s['calls_new']} new calls, {s['calls_cached']} replayed")
+    return _report_run(summary, args.out)
+
+
+def _backend_options(args) -> dict:
+    """Backend options from the flags; client options only where the backend has them."""
+    from ..llm.base import backend_class
+
+    cls = backend_class(args.backend)
+    accepted = set(cls.option_names()) if hasattr(cls, "option_names") else set()
+    options: dict = {}
+    if args.model:
+        options["model"] = args.model
+    if args.base_url:
+        options["base_url"] = args.base_url if len(args.base_url) > 1 else args.base_url[0]
+    if args.max_concurrency is not None and "concurrency" in accepted:
+        options["concurrency"] = args.max_concurrency  # elsewhere it bounds only the engine's calls
+    for flag, key in (("max_retries", "max_retries"), ("request_timeout", "timeout_s")):
+        if getattr(args, flag) is None:
+            continue
+        if key not in accepted:
+            raise ConfigError(f"--{flag.replace('_', '-')} does not apply to backend {args.backend!r}")
+        options[key] = getattr(args, flag)
+    return options
+
+
+def _report_run(s: dict, out_dir) -> int:
+    """Print a run's (or merge's) summary; queries that failed on the server end it with exit code 7."""
+    from pathlib import Path
+
+    from ..errors import IncompleteRunError
+
+    out_dir = Path(out_dir)
+    print(f"{s['queries_labelled']}/{s['queries']} queries labelled ({s['queries_failed']} failed, "
+          f"{s['queries_errored']} of them on the server), {s['judgments']} judgments, "
+          f"{s['calls_new']} new calls, {s['calls_cached']} replayed")
     fails = {step: {k: v for k, v in kinds.items() if v} for step, kinds in s["failures"].items()}
     if any(fails.values()):
         print("parse failures: " + json.dumps(fails))
-    print(f"judgments: {run.out_dir / 'judgments.jsonl'}\ngroups:    {run.out_dir / 'groups.jsonl'}")
+    print(f"judgments: {out_dir / 'judgments.jsonl'}\ngroups:    {out_dir / 'groups.jsonl'}")
+    if s["queries_errored"] or not s["complete"]:
+        first = next(iter(s["query_errors"].items()), None)
+        raise IncompleteRunError(
+            f"{s['queries_errored']} of {s['queries']} queries failed on the server"
+            + (f" (first: {first[0]}: {first[1][:200]})" if first else "")
+            + (f"; incomplete shards: {', '.join(s['incomplete_shards'])}" if s.get("incomplete_shards") else "")
+            + "; re-run the same command to retry only those")
     return 0
 
 
@@ -230,7 +292,21 @@ def run_report(args) -> int:
     return 0
 
 
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="shard folders of one run (annotate --shard i/N)")
+    p.add_argument("--out", required=True, help="folder for the merged judgments, groups and summary")
+    p.add_argument("--overwrite", action="store_true", help="replace a merged run already in --out")
+
+
+def run_merge(args) -> int:
+    """Join the shard folders of one annotation run exactly once (refuses mixed settings, missing or repeated shards)."""
+    from ..annotate.shards import merge_runs
+
+    return _report_run(merge_runs(args.runs, args.out, overwrite=args.overwrite), args.out)
+
+
 COMMANDS = {
     ("annotate",): (_annotate_args, run_annotate),
     ("annotate", "report"): (_report_args, run_report),
+    ("annotate", "merge"): (_merge_args, run_merge),
 }

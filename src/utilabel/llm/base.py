@@ -176,9 +176,14 @@ def backend_names() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def get_backend(name: str, **options: Any) -> LLMBackend:
-    """Instantiate a backend by name (``openai``, ``llamacpp``, ``transformers``, ``vllm``, ``fake``)."""
+def backend_class(name: str) -> type[LLMBackend]:
+    """The registered backend class called ``name``; an unknown name lists the valid ones."""
     names = backend_names()
     if name not in _BACKENDS:
         raise UnknownNameError("LLM backend", name, names)
-    return _BACKENDS[name](**options)
+    return _BACKENDS[name]
+
+
+def get_backend(name: str, **options: Any) -> LLMBackend:
+    """Instantiate a backend by name (``openai``, ``llamacpp``, ``transformers``, ``vllm``, ``fake``)."""
+    return backend_class(name)(**options)
