@@ -114,7 +114,7 @@ class StubLLMServer:
                        f"Content-Length: {len(data)}", *(f"{k}: {v}" for k, v in extra.items())]
                 writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + data)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+        except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError, ValueError):
             pass
         finally:
             self._tasks.discard(asyncio.current_task())

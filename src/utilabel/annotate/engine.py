@@ -202,7 +202,7 @@ def _claim_folder(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> N
             old = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not a run's config ({exc}); use another --out or --overwrite") from None
-        diff = settings_diff(old, settings)
+        diff = settings_diff(old, json.loads(json.dumps(settings)))  # compared as stored (tuples are lists)
         if diff:
             raise ConfigError(f"{out_dir} holds a run with other settings ({'; '.join(diff[:3])}"
                               f"{'; ...' if len(diff) > 3 else ''}); use another --out, or --overwrite to "
