@@ -272,7 +272,7 @@ def annotate(
     config: AnnotateConfig | None = None,
     answers: Mapping[str, Sequence[str]] | None = None,
     progress: bool = True,
-    max_concurrency: int | None = None,
+    max_concurrency: int | None = 1,
     workers: int | None = None,
     breaker: int = 20,
     shard: tuple[int, int] | None = None,
@@ -281,8 +281,8 @@ def annotate(
 ) -> AnnotationRun:
     """Annotate every candidate group; resumable, streaming (see module docstring).
 
-    ``max_concurrency``: backend calls in flight at once (default: the backend's own ``concurrency``,
-    else 1; give the backend at least as much); ``workers``: queries open at once (default
+    ``max_concurrency``: backend calls in flight at once (default 1: calls in input order; None: the
+    backend's own ``concurrency``; give the backend at least as much); ``workers``: queries open at once (default
     ``max_concurrency``: a query makes one call at a time, and more threads only cost CPU);
     ``breaker``: stop after that many consecutive server failures (0: never); ``shard``: ``(i, n)``
     annotates slice ``i`` of ``n``.
