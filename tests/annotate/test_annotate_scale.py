@@ -240,8 +240,9 @@ def dies_once(marker, after: int):
 
 
 @pytest.mark.slow  # starting a Ray cluster takes 10 s on an idle 2-core box, minutes (or a timeout) on a busy one
-def test_ray_executor_on_a_local_cluster_equals_the_unsharded_run(tmp_path, llm_stub):
+def test_ray_executor_on_a_local_cluster_equals_the_unsharded_run(tmp_path, llm_stub, monkeypatch):
     ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_agent_register_timeout_ms", "300000")  # more time for a slow agent start (busy box)
     import annotate_scripted
 
     from utilabel.annotate.distributed import annotate_ray
