@@ -19,7 +19,7 @@ from collections.abc import Callable
 from .. import __version__
 from ..errors import UtilabelError
 
-COMMAND_MODULES = ["data", "retrieve", "evaluate", "annotate", "train", "experiment", "demo", "dense_rag"]
+COMMAND_MODULES = ["data", "retrieve", "evaluate", "annotate", "train", "experiment", "demo", "dense_rag", "review"]
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError, UnknownNameError
 from ..labels import parse_rule
 from ..retrieve.encoder import POOLINGS, ModelConfig
-from .data import MIX_STRATEGIES
+from .data import MIX_STRATEGIES, label_sources
 
 AMP = ("no", "fp16", "bf16")
 
@@ -27,8 +27,8 @@ class TrainConfig:
 
     dataset: str = _f("scifact", "dataset name (utilabel data list) or BEIR folder")
     split: str = _f("train", "split whose queries are trained on")
-    labels: list[str] = _f(None, "'human' (qrels) and/or judgments JSONL path(s); both = a mix (default: human)",
-                           nargs="+")
+    labels: list[str] = _f(None, "'human' (the dataset's qrels) or a TREC qrels file, and/or judgments JSONL "
+                                 "path(s); both = a mix (default: human)", nargs="+")
     groups: str | None = _f(None, "training groups JSONL instead of labels: utilabel groups.jsonl (passages by id, "
                                   "texts from --dataset) or FlagEmbedding {query, pos, neg} (texts, no dataset needed)")
     label_rule: str | None = _f(None, "how judgments become positives (threshold:T, topM, topM+threshold:T, "
@@ -104,8 +104,8 @@ class TrainConfig:
             raise ConfigError(f"unknown mix strategy {self.mix_strategy!r}; valid: {', '.join(MIX_STRATEGIES)}")
         if self.human_ratio is not None and not 0 <= self.human_ratio <= 1:
             raise ConfigError(f"human_ratio must be in [0, 1]; got {self.human_ratio}")
-        has_human = "human" in self.labels
-        has_llm = any(x != "human" for x in self.labels)
+        human_source, judgment_files = label_sources(self.labels)
+        has_human, has_llm = human_source is not None, bool(judgment_files)
         if self.human_ratio is not None and not (has_human and has_llm):
             raise ConfigError("human_ratio needs both 'human' and a judgments file in labels")
         if has_human and has_llm and self.human_ratio is None:

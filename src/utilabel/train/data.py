@@ -5,7 +5,8 @@
   — utilabel's ``groups.jsonl`` or FlagEmbedding JSONL — no labels to plan, no negatives to mine)
   and :func:`data_from_dataset` (a dataset's qrels and/or judgments, BM25 hard negatives).
 * Label sources give ``{query_id: {doc_id: weight}}`` (weight > 0 = positive): :func:`human_labels`
-  from qrels; judgments through :func:`utilabel.labels.judgment_labels` with the run's label rule
+  from the dataset's qrels or a TREC qrels file (:func:`label_sources` tells them from judgments);
+  :func:`llm_labels`: judgments through :func:`utilabel.labels.judgment_labels` with the run's label rule
   (the rule recorded with the annotation run unless ``label_rule`` says otherwise; positives keep
   their soft value as weight).
 * :func:`plan_labels` mixes them: ``replace``, ``union``, ``curriculum``, ``uncertain`` with a human
@@ -43,10 +44,35 @@ def rng_for(*parts) -> random.Random:
     return random.Random(int.from_bytes(h[:8], "little"))
 
 
-def human_labels(dataset, split: str) -> Labels:
-    """Qrels of ``split`` with relevance ≥ the dataset's relevance level → weight 1.0 (all judged docs kept, 0.0 = negative)."""
+def human_labels(dataset, split: str, source: str = "human") -> Labels:
+    """Human qrels, relevance ≥ the dataset's relevance level → weight 1.0 (all judged docs kept, 0.0 =
+    negative): the dataset's qrels of ``split`` (``source="human"``) or a TREC qrels file."""
+    from ..data.trec import read_trec_qrels
+
     level = getattr(dataset, "relevance_level", 1)
-    return {qid: {did: 1.0 if rel >= level else 0.0 for did, rel in docs.items()} for qid, docs in dataset.qrels(split).items()}
+    qrels = dataset.qrels(split) if source == "human" else read_trec_qrels(source)
+    return {qid: {did: 1.0 if rel >= level else 0.0 for did, rel in docs.items()} for qid, docs in qrels.items()}
+
+
+def label_sources(labels: Sequence[str]) -> tuple[str | None, list[str]]:
+    """A ``labels`` option as (human source or None, judgment files). The human source is ``human`` (the
+    dataset's qrels) or a TREC qrels file such as ``utilabel review serve`` writes, told apart from a
+    judgments JSONL by its first non-blank line not starting with ``{``."""
+    human, files = [], []
+    for x in labels:
+        (human if x == "human" or _is_qrels_file(x) else files).append(x)
+    if len(human) > 1:
+        raise ConfigError(f"labels name {len(human)} human sources ({', '.join(human)}); give one")
+    return (human[0] if human else None), files
+
+
+def _is_qrels_file(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            line = next((x for x in fh if x.strip()), "")
+    except OSError:
+        return False
+    return bool(line) and not line.lstrip().startswith("{")
 
 
 def uncertainty(labels: Mapping[str, float]) -> tuple[int, float]:
@@ -64,6 +90,14 @@ def uncertainty(labels: Mapping[str, float]) -> tuple[int, float]:
     if n_pos == 0 or n_pos == len(vals):
         return 1, 0.0
     return 0, 0.0
+
+
+def uncertain_order(llm: Labels, query_ids: Sequence[str], seed: int = 0) -> list[str]:
+    """``query_ids`` least certain first (:func:`uncertainty`, ties broken at random by ``seed``): the
+    order in which the ``uncertain`` strategy spends the human budget (the review page's queue)."""
+    rng = rng_for(seed, "human-choice")
+    tiebreak = {q: rng.random() for q in query_ids}
+    return sorted(query_ids, key=lambda q: (uncertainty(llm.get(q, {})), tiebreak[q]), reverse=True)
 
 
 @dataclass
@@ -119,9 +153,7 @@ def plan_labels(human: Labels | None, llm: Labels | None, human_ratio: float | N
     eligible = [q for q in qids if q in human]
     rng = rng_for(seed, "human-choice")
     if strategy == "uncertain":
-        tiebreak = {q: rng.random() for q in eligible}
-        eligible.sort(key=lambda q: (uncertainty(llm.get(q, {})), tiebreak[q]), reverse=True)
-        chosen = eligible[:budget]
+        chosen = uncertain_order(llm, eligible, seed)[:budget]
     else:
         chosen = rng.sample(eligible, min(budget, len(eligible)))
     chosen_set = set(chosen)
@@ -285,24 +317,30 @@ def data_from_dataset(config, dataset, write: bool = True) -> TrainingData:
 
 def build_plan(config, dataset) -> LabelPlan:
     """The label plan of ``config.labels``: human qrels and/or judgments files under the label rule."""
+    human_source, files = label_sources(config.labels)
+    human = human_labels(dataset, config.split, human_source) if human_source else None
+    llm = llm_labels(files, config.judgment_method, config.label_rule) if files else None
+    return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
+                       config.curriculum_switch)
+
+
+def llm_labels(files: Sequence[str | Path], judgment_method: str | None = None,
+               label_rule: str | None = None) -> Labels:
+    """The LLM labels training reads from judgments ``files``: ``judgment_method``'s judgments (all when
+    None) under ``label_rule``, by default the rule the annotation runs recorded (they must agree)."""
     from ..annotate.labels import read_judgments
     from ..labels import judgment_labels, run_label_rule
 
-    human = human_labels(dataset, config.split) if "human" in config.labels else None
-    files = [x for x in config.labels if x != "human"]
-    llm = None
-    if files:
-        judgments = [j for j in read_judgments(files) if config.judgment_method in (None, j.method)]
-        rules = {run_label_rule(Path(f).parent) for f in files}
-        if config.label_rule is None and len(rules) > 1:
-            raise ConfigError(f"the annotation runs of {', '.join(files)} declare different label rules "
-                              f"({', '.join(sorted(map(str, rules)))}); give one label_rule")
-        llm = judgment_labels(judgments, config.label_rule or rules.pop(), weights="soft")
-        if not llm:
-            raise ConfigError(f"no usable judgments in {', '.join(files)}"
-                              + (f" for method {config.judgment_method!r}" if config.judgment_method else ""))
-    return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
-                       config.curriculum_switch)
+    judgments = [j for j in read_judgments(files) if judgment_method in (None, j.method)]
+    rules = {run_label_rule(Path(f).parent) for f in files}
+    if label_rule is None and len(rules) > 1:
+        raise ConfigError(f"the annotation runs of {', '.join(map(str, files))} declare different label rules "
+                          f"({', '.join(sorted(map(str, rules)))}); give one label_rule")
+    llm = judgment_labels(judgments, label_rule or rules.pop(), weights="soft")
+    if not llm:
+        raise ConfigError(f"no usable judgments in {', '.join(map(str, files))}"
+                          + (f" for method {judgment_method!r}" if judgment_method else ""))
+    return llm
 
 
 def training_data(config, groups: Sequence[TrainingGroup] | None = None, texts: Mapping[str, str] | None = None,
