@@ -16,6 +16,7 @@ Host header must name the loopback address (no DNS rebinding).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import socket
@@ -87,6 +88,8 @@ class Review:
                                  undefined=jinja2.StrictUndefined)
         self.page = env.get_template("page.html")
         self.static = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
+        # asset URLs carry a hash of their content, so the browser may cache them for good
+        self.asset_version = hashlib.sha256(b"".join(self.static.values())).hexdigest()[:12]
 
     def next_open(self, after: int) -> int | None:
         """The first position after ``after`` (wrapping round) whose query this annotator has not labelled."""
@@ -103,7 +106,8 @@ class Review:
         grades = list(range(self.queue.max_grade + 1))
         ctx = {"pos": pos, "done": self.queue.labelled(self.store.mine), "total": len(self.queue.items), "runs_total": self.queue.total,
                "annotator": self.store.annotator, "out": str(self.store.out), "message": message, "grades": grades,
-               "graded": self.queue.max_grade > 1, "methods": self.queue.methods, "csrf": self.csrf}
+               "graded": self.queue.max_grade > 1, "methods": self.queue.methods, "csrf": self.csrf,
+               "v": self.asset_version}
         if pos is not None:
             item = self.queue.items[pos]
             mine = self.store.mine.get(item.query_id)
@@ -157,7 +161,8 @@ class Review:
         name = request.path_params["name"]
         if name not in STATIC:
             return Response("not found\n", 404, media_type="text/plain")
-        return Response(self.static[name], media_type=STATIC[name], headers=HEADERS)
+        return Response(self.static[name], media_type=STATIC[name],
+                        headers={**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"})
 
 
 def create_app(queue: ReviewQueue, store: LabelStore, token: str | None = None, local: bool = True):
@@ -183,7 +188,9 @@ def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (0 = any free port); a busy port or bad host is a one-line error.
     Connections made before the server loop runs wait in the backlog."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto named explicitly: asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
+    # without it every keep-alive response waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
