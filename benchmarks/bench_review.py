@@ -113,7 +113,7 @@ def measure_http(url: str, queue_open: list[int], n: int) -> dict[str, list[floa
         submit.ms = []
         timed(page, 5)  # warm-up
         res = {"page": timed(page, n), "static": timed(static, n)}
-        timed(submit, min(n, len(queue_open)))
+        timed(submit, min(n, len(queue_open) // 2))  # leave open queries for the browser
         res["submit"] = submit.ms
     return res
 
@@ -188,8 +188,7 @@ def main() -> None:
         starts.append((state, startup))
         try:
             res = measure_http(url, order, args.requests)
-            if state == "full":
-                res.update(measure_browser(url, args.browser_pages) or {})
+            res.update(measure_browser(url, args.browser_pages) or {})
         finally:
             proc.terminate()
             proc.wait()

@@ -30,6 +30,11 @@ def read_trec_qrels(path: str | Path) -> Qrels:
     return read_pairs(path, parse)
 
 
+def format_trec_qrels(qrels: Qrels) -> str:
+    """Qrels as TREC lines ``qid 0 docid rel``."""
+    return "".join(f"{qid} 0 {did} {rel}\n" for qid, docs in qrels.items() for did, rel in docs.items())
+
+
 def read_trec_run(path: str | Path) -> Run:
     def parse(lineno: int, line: str):
         parts = line.split()

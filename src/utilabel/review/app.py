@@ -29,7 +29,7 @@ from .store import LabelStore
 
 HERE = Path(__file__).parent
 COOKIE = "utilabel_review_token"
-FOLD_AT = 600  # characters of a passage shown before the rest is folded
+FOLD_AT = 320  # characters of a passage shown before the rest is folded
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -111,9 +111,11 @@ class Review:
         if pos is not None:
             item = self.queue.items[pos]
             mine = self.store.mine.get(item.query_id)
-            passages = [{"p": p, "shown": fold(p.text)[0], "folded": fold(p.text)[1],
-                         "grade": mine["labels"].get(p.doc_id, p.suggestion) if mine else p.suggestion}
-                        for p in item.passages]
+            passages = []
+            for p in item.passages:
+                shown, folded = fold(p.text)
+                grade = mine["labels"].get(p.doc_id, p.suggestion) if mine else p.suggestion
+                passages.append({"p": p, "shown": shown, "folded": folded, "grade": grade})
             n = len(self.queue.items)
             ctx.update(item=item, passages=passages, mine=mine is not None, prev=(pos - 1) % n,
                        skip=self.next_open(pos), next=(pos + 1) % n)

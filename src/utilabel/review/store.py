@@ -17,7 +17,7 @@ import re
 import time
 from pathlib import Path
 
-from ..data.trec import write_trec_qrels
+from ..data.trec import format_trec_qrels
 from ..errors import ConfigError
 from ..fileio import AppendLog, atomic_write
 from ..records import Qrels
@@ -78,6 +78,7 @@ class LabelStore:
         self._log = AppendLog(self.path)
         self.mine = read_log(self.path)
         self._others: dict[str, tuple[tuple[int, int], Submissions]] = {}
+        self._blocks: dict[tuple[str, str, float], tuple[str, str]] = {}
         self._write_qrels()  # brings the qrels up to date after a kill between append and rewrite
 
     def submit(self, query_id: str, labels: dict[str, int]) -> None:
@@ -109,8 +110,16 @@ class LabelStore:
             for qid, rec in subs.items():
                 if qid not in merged or rec["time"] >= merged[qid]["time"]:
                     merged[qid] = rec
-        write_trec_qrels(self.out, to_qrels(merged))
+        blocks = [self._lines(rec) for rec in merged.values()]
+        with atomic_write(self.out) as fh:
+            fh.write("".join(qrels for qrels, _ in blocks))
         with atomic_write(self.out.with_name(self.out.name + ".annotators.tsv")) as fh:
-            fh.write("query_id\tannotator\ttime\n")
-            for qid, rec in merged.items():
-                fh.write(f"{qid}\t{rec['annotator']}\t{rec['time']:.3f}\n")
+            fh.write("query_id\tannotator\ttime\n" + "".join(side for _, side in blocks))
+
+    def _lines(self, rec: dict) -> tuple[str, str]:
+        """A record's qrels lines and annotator-file line, formatted once (the files are rewritten often)."""
+        key = (rec["query_id"], rec["annotator"], rec["time"])
+        if key not in self._blocks:
+            self._blocks[key] = (format_trec_qrels({rec["query_id"]: rec["labels"]}),
+                                 f"{rec['query_id']}\t{rec['annotator']}\t{rec['time']:.3f}\n")
+        return self._blocks[key]
