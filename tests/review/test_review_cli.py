@@ -59,6 +59,8 @@ def test_post_needs_csrf_and_valid_grades_and_local_host(review_run, serve, tmp_
     form = {"csrf": csrf, "query_id": qid, "g0": "1", "g1": "0", "g2": "1"}
     assert httpx.post(server.url + "q/0", data={**form, "csrf": "forged"}).status_code == 403
     assert httpx.post(server.url + "q/0", data={**form, "g2": "2"}).status_code == 400  # binary dataset: 0/1
+    assert httpx.post(server.url + "q/0", data={**form, "g2": "²"}).status_code == 400
+    assert httpx.post(server.url + "q/0", data={k: v for k, v in form.items() if k != "g1"}).status_code == 400
     assert httpx.post(server.url + "q/0", data={**form, "query_id": "q1"}).status_code == 409
     assert httpx.get(server.url + "q/0", headers={"Host": "evil.example"}).status_code == 400  # DNS rebinding
     assert httpx.get(server.url + "q/0?g0=1").status_code == 200  # a GET changes nothing

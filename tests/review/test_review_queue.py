@@ -74,6 +74,8 @@ def test_bad_inputs_are_one_line_errors(review_run, tmp_path):
         build_queue([tmp_path / "nowhere"], ds, "train")
     with pytest.raises(ConfigError, match="has no judgments.jsonl"):
         build_queue([data], ds, "train")
+    with pytest.raises(ConfigError, match=r"--budget 0.05 of 6 queries selects none"):
+        build_queue([run], ds, "train", "0.05")
     with pytest.raises(ConfigError, match="has no split 'test'"):
         build_queue([run], ds, "test")
     stray = tmp_path / "stray"

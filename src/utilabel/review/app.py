@@ -4,7 +4,7 @@ Routes: ``GET /`` redirects to the first query of the queue not yet labelled by 
 ``GET /q/{pos}`` shows queue position ``pos`` (the annotator's own labels if already submitted,
 else the LLM's suggestion, marked as such); ``POST /q/{pos}`` stores the labels and moves to the
 next open query (skipped ones come round again at the end); ``/static/*`` serves the script and
-style.
+style. Handlers run on the one event-loop thread, so submissions are written one at a time.
 
 Safety: Jinja2 autoescaping renders every query and passage as text, and the Content-Security-
 Policy allows only this server's own script file (an injected ``<script>`` could not run even if it
@@ -104,10 +104,10 @@ class Review:
         from starlette.responses import HTMLResponse
 
         grades = list(range(self.queue.max_grade + 1))
-        ctx = {"pos": pos, "done": self.queue.labelled(self.store.mine), "total": len(self.queue.items), "runs_total": self.queue.total,
-               "annotator": self.store.annotator, "out": str(self.store.out), "message": message, "grades": grades,
-               "graded": self.queue.max_grade > 1, "methods": self.queue.methods, "csrf": self.csrf,
-               "v": self.asset_version}
+        ctx = {"pos": pos, "done": self.queue.labelled(self.store.mine), "total": len(self.queue.items),
+               "runs_total": self.queue.total, "annotator": self.store.annotator, "out": str(self.store.out),
+               "message": message, "grades": grades, "graded": self.queue.max_grade > 1,
+               "methods": self.queue.methods, "csrf": self.csrf, "v": self.asset_version}
         if pos is not None:
             item = self.queue.items[pos]
             mine = self.store.mine.get(item.query_id)
@@ -118,7 +118,7 @@ class Review:
                 passages.append({"p": p, "shown": shown, "folded": folded, "grade": grade})
             n = len(self.queue.items)
             ctx.update(item=item, passages=passages, mine=mine is not None, prev=(pos - 1) % n,
-                       skip=self.next_open(pos), next=(pos + 1) % n)
+                       skip=self.next_open(pos))
         return HTMLResponse(self.page.render(**ctx), status_code=status, headers=HEADERS)
 
     async def home(self, request):
@@ -147,12 +147,13 @@ class Review:
         item = self.queue.items[pos]
         if form.get("query_id") != item.query_id:
             return self.render(pos, 409, "the form belongs to another query: nothing saved")
+        grades = {str(g): g for g in range(self.queue.max_grade + 1)}
         labels = {}
         for i, p in enumerate(item.passages):
-            value = form.get(f"g{i}", "")
-            if not (value.isdigit() and int(value) <= self.queue.max_grade):
+            value = form.get(f"g{i}")
+            if value not in grades:
                 return self.render(pos, 400, f"passage {i + 1} needs a label 0-{self.queue.max_grade}: nothing saved")
-            labels[p.doc_id] = int(value)
+            labels[p.doc_id] = grades[value]
         self.store.submit(item.query_id, labels)
         nxt = self.next_open(pos)
         return RedirectResponse("/" if nxt is None else f"/q/{nxt}", status_code=303)

@@ -10,7 +10,7 @@ pre-selects (the mean LLM label ≥ 0.5, or rounded onto the grade scale in grad
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +48,12 @@ class ReviewQueue:
     methods: list[str]
     max_grade: int = 1
 
-    def labelled(self, done: Container[str]) -> int:
+    def __post_init__(self):
+        self.query_ids = frozenset(item.query_id for item in self.items)
+
+    def labelled(self, done: Iterable[str]) -> int:
         """How many queue queries are in ``done`` (e.g. an annotator's submissions)."""
-        return sum(1 for item in self.items if item.query_id in done)
+        return len(self.query_ids.intersection(done))
 
 
 def parse_budget(value: str | float | int, n: int) -> int:
@@ -112,8 +115,11 @@ def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str
     methods = sorted({j.method for j in judgments})
     max_grade = max([1, *(g for docs in dataset.qrels(split).values() for g in docs.values())])
     order = uncertain_order(llm, sorted(llm), seed)
+    size = parse_budget(budget, len(order))
+    if size == 0:
+        raise ConfigError(f"--budget {budget} of {len(order)} queries selects none; give a larger fraction or a count")
     items = []
-    for qid in order[: parse_budget(budget, len(order))]:
+    for qid in order[:size]:
         passages = []
         for did in doc_order[qid]:
             values = per_method[(qid, did)]
