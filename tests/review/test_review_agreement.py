@@ -22,7 +22,7 @@ def test_kappa_between_annotators_and_with_the_llm(review_run, tmp_path, capsys)
     ab, al, bl = rows
     # alice vs bob over 6 pairs: tp 2 (d10, d6), fp 1 (d11), fn 0, tn 3; p_o = 5/6,
     # p_e = (3·2 + 3·4) / 36 = 0.5, kappa = (5/6 - 1/2) / (1/2) = 2/3
-    assert (ab.a, ab.b, ab.result.queries, ab.result.pairs) == ("alice", "bob", 2, 6)
+    assert (ab.a, ab.b, ab.queries, ab.result.pairs) == ("alice", "bob", 2, 6)
     assert ab.observed == pytest.approx(5 / 6) and ab.result.kappa == pytest.approx(2 / 3)
     # LLM (mean ≥ 0.5): q4 d10 1, d11 1, d12 0; q2 d4 1, d5 0, d6 1; vs alice: tp 3, fp 1 (d4), tn 2
     # p_o = 5/6, p_e = (4·3 + 2·3) / 36 = 0.5, kappa = 2/3

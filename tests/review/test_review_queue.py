@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from review_data import make_review_run
 
@@ -41,8 +43,12 @@ def test_items_show_passages_in_run_order_with_labels_and_suggestions(review_run
     assert item.query_id == "q4" and item.query == "question q4 about topic 3"
     assert [p.doc_id for p in item.passages] == ["d10", "d11", "d12"]
     assert [p.llm["utilsel"] for p in item.passages] == [0.5, 0.5, 0.0]
-    assert [p.suggestion for p in item.passages] == [1, 1, 0]  # mean label ≥ 0.5
+    assert [p.suggestion for p in item.passages] == [1, 1, 0]  # the default rule threshold:0.5
     assert item.passages[0].title == "Title 10" and item.passages[0].text == "Passage 10 about topic 2."
+    # the run's own label rule decides the suggestion: top1 keeps d10 only (tie with d11 → written order)
+    (run / "config.json").write_text(json.dumps({"config": {"label_rule": "top1"}}))
+    item = build_queue([run], load_dataset(data), "train", "1").items[0]
+    assert item.query_id == "q4" and [p.suggestion for p in item.passages] == [1, 0, 0]
 
 
 def test_several_runs_side_by_side(review_run, tmp_path):
@@ -55,8 +61,13 @@ def test_several_runs_side_by_side(review_run, tmp_path):
     assert queue.methods == ["pointwise", "utilsel"]
     q4 = next(item for item in queue.items if item.query_id == "q4")
     assert [(p.llm["pointwise"], p.llm["utilsel"]) for p in q4.passages] == [(0.9, 0.5), (None, 0.5), (0.2, 0.0)]
-    # the suggestion is the trainer's mean over all methods: d10 (1 + 0 + 0.9) / 3 = 0.633 ≥ 0.5
+    # suggested when half the runs judging a passage make it positive (threshold:0.5 in both runs):
+    # d10 2/2, d11 1/1 (pointwise did not judge it), d12 0/2
     assert [p.suggestion for p in q4.passages] == [1, 1, 0]
+    (other / "config.json").write_text(json.dumps({"config": {"label_rule": "threshold:0.95"}}))
+    q4 = next(item for item in build_queue([run, other], load_dataset(data), "train", "6").items
+              if item.query_id == "q4")
+    assert [p.suggestion for p in q4.passages] == [1, 1, 0]  # d10 1/2 = 0.5 still suggested
 
 
 def test_graded_dataset_gives_graded_suggestions(tmp_path):

@@ -68,7 +68,7 @@ def review_agreement(args) -> int:
     for r in rows:
         kappa = "n/a" if math.isnan(r.result.kappa) else f"{r.result.kappa:.3f}"
         agree = "n/a" if math.isnan(r.observed) else f"{r.observed:.3f}"
-        print(f"{r.a + ' vs ' + r.b:<32} {r.result.queries:>7} {r.result.pairs:>6} {agree:>6} {kappa:>6}")
+        print(f"{r.a + ' vs ' + r.b:<32} {r.queries:>7} {r.result.pairs:>6} {agree:>6} {kappa:>6}")
     if not rows:
         print("(one annotator and no --runs: nothing to compare)")
     return 0

@@ -1,32 +1,33 @@
 """Agreement of review labels: Cohen's kappa between annotators and between each annotator and the LLM.
 
-Pairs are the (query, passage) pairs both raters labelled; a grade ≥ ``relevance_level`` counts as
-positive, and the LLM's label is the trainer's (mean over the runs' judgments, positive at ≥ 0.5, as
-the page suggests). The counting and the kappa are :func:`utilabel.annotate.report.agreement`'s.
+Pairs are the (query, passage) pairs both raters labelled; an annotator's grade ≥ ``relevance_level``
+is a positive, and the LLM's positive is the one the page suggests (at least half of the runs' label
+rules, :func:`utilabel.review.queue.llm_votes`). Counting and kappa are :class:`utilabel.labels.Agreement`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from ..annotate.report import Agreement, agreement
 from ..errors import ConfigError
-from ..records import Judgment
-from ..train.data import llm_labels
-from .queue import SUGGEST_AT, read_runs
+from ..labels import Agreement
+from .queue import SUGGEST_AT, llm_votes, read_runs
 from .store import read_logs, to_qrels
 
 LLM = "LLM"
 
+Binary = Mapping[str, Mapping[str, bool]]
 
-@dataclass(frozen=True)
+
+@dataclass
 class RaterPair:
     a: str
     b: str
-    result: Agreement
+    queries: int = 0
+    result: Agreement = field(default_factory=Agreement)
 
     @property
     def observed(self) -> float:
@@ -34,26 +35,29 @@ class RaterPair:
         return (r.tp + r.tn) / r.pairs if r.pairs else float("nan")
 
 
-def _as_judgments(labels: dict[str, dict[str, float]], rater: str) -> list[Judgment]:
-    return [Judgment(q, d, rater, utility=float(v)) for q, docs in labels.items() for d, v in docs.items()]
+def compare(a: str, labels_a: Binary, b: str, labels_b: Binary) -> RaterPair:
+    """Agreement of two raters over the pairs both labelled."""
+    pair = RaterPair(a, b)
+    for qid in labels_a.keys() & labels_b.keys():
+        common = labels_a[qid].keys() & labels_b[qid].keys()
+        pair.queries += bool(common)
+        for did in common:
+            pair.result.add(labels_a[qid][did], labels_b[qid][did])
+    return pair
 
 
 def review_agreement(out: str | Path, run_dirs: Sequence[str | Path] = (), relevance_level: int = 1,
                      judgment_method: str | None = None) -> list[RaterPair]:
-    """Kappa for every pair of annotators with logs beside ``out``, then each annotator against the LLM
-    labels of ``run_dirs`` (if given)."""
+    """Every pair of annotators with logs beside ``out``, then each annotator against the LLM labels of
+    ``run_dirs`` (if given)."""
     logs = read_logs(out)
     if not logs:
         raise ConfigError(f"no review logs beside {out} (expected {Path(out).name}.<annotator>.log.jsonl)")
-    qrels = {name: to_qrels(subs) for name, subs in logs.items()}
-    binary = {name: {q: {d: float(g >= relevance_level) for d, g in docs.items()} for q, docs in qr.items()}
-              for name, qr in qrels.items()}
-    out_pairs = []
-    for a, b in combinations(sorted(qrels), 2):
-        out_pairs.append(RaterPair(a, b, agreement(_as_judgments(binary[a], a), qrels[b], "utility", 0.5,
-                                                   relevance_level)))
+    human = {name: {q: {d: g >= relevance_level for d, g in docs.items()} for q, docs in to_qrels(subs).items()}
+             for name, subs in logs.items()}
+    pairs = [compare(a, human[a], b, human[b]) for a, b in combinations(sorted(human), 2)]
     if run_dirs:
-        llm = _as_judgments(llm_labels(read_runs(run_dirs), judgment_method), LLM)
-        for name in sorted(qrels):
-            out_pairs.append(RaterPair(name, LLM, agreement(llm, qrels[name], "utility", SUGGEST_AT, relevance_level)))
-    return out_pairs
+        llm = {q: {d: v >= SUGGEST_AT for d, v in docs.items()}
+               for q, docs in llm_votes(read_runs(run_dirs, judgment_method)).items()}
+        pairs += [compare(name, human[name], LLM, llm) for name in sorted(human)]
+    return pairs

@@ -1,11 +1,13 @@
 """The review queue: which queries a person labels, in which order, with what on screen.
 
 :func:`build_queue` reads annotation run folders (``judgments.jsonl``) and a dataset, orders the
-run's queries by :func:`utilabel.train.data.uncertain_order` — the function with which
-``--mix-strategy uncertain`` spends the human budget, over the same LLM labels the trainer reads —
-and keeps the first ``budget`` of them. Each :class:`ReviewItem` carries the query, its candidate
-passages in the run's order, every method's LLM label side by side and the suggestion the page
-pre-selects (the mean LLM label ≥ 0.5, or rounded onto the grade scale in graded mode).
+runs' queries by :func:`utilabel.train.data.uncertain_order` — the function with which
+``--mix-strategy uncertain`` spends the human budget, over the LLM labels the trainer reads from the
+same files — and keeps the first ``budget`` of them. Each :class:`ReviewItem` carries the query, its
+candidate passages in the run's order, every method's soft LLM value side by side
+(:func:`utilabel.labels.judgment_value`) and the suggestion the page pre-selects: positive when at
+least half of the runs' own label rules (:func:`utilabel.labels.run_label_rule`) make the passage a
+positive; in graded mode the mean soft value rounded onto the grade scale.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..labels import judgment_labels, judgment_value, run_label_rule
 from ..records import Judgment
-from ..train.data import judgment_label, llm_labels, read_judgments, uncertain_order
+from ..train.data import llm_labels, read_judgments, uncertain_order
 
-#: the suggestion threshold on the mean LLM label (the annotation default)
+#: a passage is suggested (and counts as an LLM positive in agreement) when this share of runs' rules say so
 SUGGEST_AT = 0.5
+
+Run = tuple[Path, list[Judgment]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +32,7 @@ class Passage:
     doc_id: str
     title: str
     text: str
-    #: method → mean LLM label of this passage (None: the method gave no label)
+    #: method → mean soft LLM value of this passage (None: the method gave no value)
     llm: dict[str, float | None]
     suggestion: int
 
@@ -74,60 +79,70 @@ def parse_budget(value: str | float | int, n: int) -> int:
         raise ConfigError(f"--budget must be a fraction in (0, 1] such as 0.2 or a count ≥ 1; got {value!r}") from None
 
 
-def read_runs(run_dirs: Sequence[str | Path]) -> list[Judgment]:
-    judgments: list[Judgment] = []
-    for d in run_dirs:
-        path = Path(d) / "judgments.jsonl"
-        if not Path(d).is_dir():
+def read_runs(run_dirs: Sequence[str | Path], judgment_method: str | None = None) -> list[Run]:
+    """``(run folder, judgments)`` of each run, only ``judgment_method``'s when given."""
+    runs = []
+    for d in map(Path, run_dirs):
+        if not d.is_dir():
             raise ConfigError(f"run folder {d} not found")
-        if not path.exists():
+        if not (d / "judgments.jsonl").exists():
             raise ConfigError(f"{d} has no judgments.jsonl (not an annotation run?)")
-        judgments.extend(read_judgments(path))
-    if not judgments:
-        raise ConfigError(f"no judgments in {', '.join(map(str, run_dirs))}")
-    return judgments
+        js = read_judgments(d / "judgments.jsonl")
+        runs.append((d, [j for j in js if judgment_method is None or j.method == judgment_method]))
+    if not any(js for _, js in runs):
+        raise ConfigError(f"no judgments in {', '.join(map(str, run_dirs))}"
+                          + (f" for method {judgment_method!r}" if judgment_method else ""))
+    return runs
+
+
+def llm_votes(runs: Sequence[Run]) -> dict[str, dict[str, float]]:
+    """Per (query, passage), the share of the runs judging it whose label rule makes it a positive."""
+    votes: dict[str, dict[str, list[float]]] = {}
+    for run_dir, judgments in runs:
+        for qid, docs in judgment_labels(judgments, run_label_rule(run_dir)).items():
+            for did, w in docs.items():
+                votes.setdefault(qid, {}).setdefault(did, []).append(float(w > 0))
+    return {q: {d: sum(v) / len(v) for d, v in docs.items()} for q, docs in votes.items()}
 
 
 def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str | float | int = "0.2",
                 seed: int = 42, judgment_method: str | None = None) -> ReviewQueue:
     """The review queue of ``run_dirs`` over ``dataset``'s ``split`` (see module docstring); every
     inconsistency (missing folder, query outside the split, unknown passage) is a one-line error."""
-    judgments = read_runs(run_dirs)
-    llm = llm_labels(judgments, judgment_method)
-    if not llm:
-        raise ConfigError(f"no usable LLM labels in {', '.join(map(str, run_dirs))}"
-                          + (f" for method {judgment_method!r}" if judgment_method else ""))
-    queries = dataset.split_queries(split)
-    corpus = dataset.corpus
-    per_method: dict[tuple[str, str], dict[str, list[float]]] = {}
-    doc_order: dict[str, dict[str, None]] = {}
+    runs = read_runs(run_dirs, judgment_method)
+    judgments = [j for _, js in runs for j in js]
+    queries, corpus = dataset.split_queries(split), dataset.corpus
+    values: dict[tuple[str, str], dict[str, list[float]]] = {}
     for j in judgments:
         if j.query_id not in queries:
             raise ConfigError(f"query {j.query_id!r} of the runs is not a {split} query of {dataset.name} "
                               "(annotated on another dataset or split?)")
         if j.doc_id not in corpus:
             raise ConfigError(f"passage {j.doc_id!r} of the runs is not in the corpus of {dataset.name}")
-        doc_order.setdefault(j.query_id, {})[j.doc_id] = None
-        value = judgment_label(j)
-        per_method.setdefault((j.query_id, j.doc_id), {}).setdefault(j.method, [])
-        if value is not None:
-            per_method[(j.query_id, j.doc_id)][j.method].append(value)
+        per_method = values.setdefault((j.query_id, j.doc_id), {}).setdefault(j.method, [])
+        if (value := judgment_value(j)) is not None:
+            per_method.append(value)
     methods = sorted({j.method for j in judgments})
     max_grade = max([1, *(g for docs in dataset.qrels(split).values() for g in docs.values())])
-    order = uncertain_order(llm, sorted(llm), seed)
+    order = uncertain_order(llm := llm_labels(judgments), sorted(llm), seed)
     size = parse_budget(budget, len(order))
     if size == 0:
         raise ConfigError(f"--budget {budget} of {len(order)} queries selects none; give a larger fraction or a count")
+    votes = llm_votes(runs)
+    docs_of: dict[str, list[str]] = {}
+    for qid, did in values:  # first-seen order: the runs' candidate order
+        docs_of.setdefault(qid, []).append(did)
     items = []
     for qid in order[:size]:
         passages = []
-        for did in doc_order[qid]:
-            values = per_method[(qid, did)]
-            mean = llm[qid].get(did)
-            suggestion = 0 if mean is None else (round(mean * max_grade) if max_grade > 1 else int(mean >= SUGGEST_AT))
+        for did in docs_of[qid]:
+            means = {m: (sum(v) / len(v) if (v := values[(qid, did)].get(m)) else None) for m in methods}
+            if max_grade > 1:
+                known = [x for x in means.values() if x is not None]
+                suggestion = round(sum(known) / len(known) * max_grade) if known else 0
+            else:
+                suggestion = int(votes.get(qid, {}).get(did, 0.0) >= SUGGEST_AT)
             doc = corpus[did]
-            passages.append(Passage(did, doc.title, doc.text,
-                                    {m: (sum(v) / len(v) if (v := values.get(m)) else None) for m in methods},
-                                    suggestion))
+            passages.append(Passage(did, doc.title, doc.text, means, suggestion))
         items.append(ReviewItem(qid, queries[qid].text, tuple(passages)))
     return ReviewQueue(items, len(order), methods, max_grade)
