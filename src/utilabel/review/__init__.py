@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..train.config import TrainConfig
 from .agreement import review_agreement
 from .app import create_app, listen, serve, url_of
 from .queue import ReviewItem, ReviewQueue, build_queue, parse_budget
@@ -33,7 +34,6 @@ class Session:
     url: str
     queue: ReviewQueue
     store: LabelStore
-    token: str | None
 
     def serve(self) -> None:
         try:
@@ -44,7 +44,7 @@ class Session:
 
 def start(run_dirs: Sequence[str | Path], dataset, split: str, out: str | Path, budget: str = "0.2",
           annotator: str = "annotator", host: str | None = None, port: int = 8765, token: str | None = None,
-          seed: int = 42, judgment_method: str | None = None) -> Session:
+          seed: int = TrainConfig.seed, judgment_method: str | None = None) -> Session:
     """Check the runs, dataset, output and address (one-line errors, before anything listens), then bind.
 
     ``host=None`` binds 127.0.0.1 and checks the Host header; any other ``host`` requires ``token``
@@ -61,7 +61,7 @@ def start(run_dirs: Sequence[str | Path], dataset, split: str, out: str | Path, 
         sock.close()
         raise
     url = url_of(sock) + (f"?token={token}" if token else "")
-    return Session(create_app(queue, store, token, local=host is None), sock, url, queue, store, token)
+    return Session(create_app(queue, store, token, local=host is None), sock, url, queue, store)
 
 
 __all__ = ["ReviewItem", "ReviewQueue", "LabelStore", "Session", "build_queue", "create_app", "parse_budget",

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..labels import judgment_labels, judgment_value, run_label_rule
 from ..records import Judgment
+from ..train.config import TrainConfig
 from ..train.data import llm_labels, read_judgments, uncertain_order
 
 #: a passage is suggested (and counts as an LLM positive in agreement) when this share of runs' rules say so
@@ -106,9 +107,10 @@ def llm_votes(runs: Sequence[Run]) -> dict[str, dict[str, float]]:
 
 
 def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str | float | int = "0.2",
-                seed: int = 42, judgment_method: str | None = None) -> ReviewQueue:
-    """The review queue of ``run_dirs`` over ``dataset``'s ``split`` (see module docstring); every
-    inconsistency (missing folder, query outside the split, unknown passage) is a one-line error."""
+                seed: int = TrainConfig.seed, judgment_method: str | None = None) -> ReviewQueue:
+    """The review queue of ``run_dirs`` over ``dataset``'s ``split`` (see module docstring); ``seed``
+    breaks ties as the trainer's does (its default is the trainer's). Every inconsistency (missing
+    folder, query outside the split, unknown passage) is a one-line error."""
     runs = read_runs(run_dirs, judgment_method)
     judgments = [j for _, js in runs for j in js]
     queries, corpus = dataset.split_queries(split), dataset.corpus
