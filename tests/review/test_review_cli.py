@@ -7,6 +7,7 @@ import socket
 
 import httpx
 import pytest
+from review_data import make_review_run
 
 from utilabel.cli.main import main
 from utilabel.data.trec import read_trec_qrels
@@ -69,3 +70,14 @@ def test_post_needs_csrf_and_valid_grades_and_local_host(review_run, serve, tmp_
     assert ok.status_code == 303 and ok.headers["location"] == "/q/1"
     assert list(read_trec_qrels(out)) == [qid]
     assert httpx.get(server.url + "q/9").status_code == 404
+
+
+def test_graded_dataset_takes_grades_0_to_3(tmp_path, serve):
+    data, run = make_review_run(tmp_path, grades={"q1": 3, "q2": 2})
+    out = tmp_path / "h.qrels"
+    server = serve(run, "--dataset", data, "--out", out, "--budget", "1", "--annotator", "alice")
+    page = httpx.get(server.url + "q/0").text
+    assert page.count('type="radio" name="g0"') == 4  # 0, 1, 2, 3
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = httpx.post(server.url + "q/0", data={"csrf": csrf, "query_id": "q4", "g0": "3", "g1": "2", "g2": "0"})
+    assert r.status_code == 303 and read_trec_qrels(out) == {"q4": {"d10": 3, "d11": 2, "d12": 0}}
