@@ -12,7 +12,9 @@ HTTP stack: no page work) for page loads, and one fsync'd :class:`~utilabel.file
 of the same record (the least a durable submission can cost) for submissions. With Chromium present
 it also times what a person sees: the browser's load event, and Enter → next page loaded.
 
-Run: ``nice -n 10 python benchmarks/bench_review.py [--requests 200]``.
+Run: ``python benchmarks/bench_review.py [--requests 200]`` — at normal priority, as a person's server
+runs: it is light (about a CPU-minute, mostly building the data), and a niced server on a busy machine
+times the scheduler, not the page.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def main() -> None:
               "", "Target: page load and submit each < 200 ms. *page* = `GET /q/{pos}` (HTML with 10 passages), "
               "*submit* = `POST /q/{pos}` → 303 (log append + fsync, qrels and annotator file rewritten atomically), "
               "*browser* rows = headless Chromium: navigation start → load event, and Enter → next page loaded.",
-              "", "Reproduce: `nice -n 10 python benchmarks/bench_review.py`."]
+              "", "Reproduce: `python benchmarks/bench_review.py` (normal priority, as a person's server runs)."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
