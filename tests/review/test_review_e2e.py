@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from utilabel.annotate import AnnotateConfig, annotate
 from utilabel.cli.main import main
@@ -12,13 +13,15 @@ from utilabel.data.registry import load_dataset
 from utilabel.data.trec import read_trec_qrels
 from utilabel.llm import get_backend
 from utilabel.retrieve.bm25 import bm25_candidates
-from utilabel.train.data import llm_labels, read_judgments, uncertainty
+from utilabel.train.data import llm_labels, uncertainty
 
 
 def scripted(request):
     """Selects passages by a hash of the prompt, so the two shuffled votes of a query may disagree."""
-    h = int(hashlib.sha256(request.messages[-1]["content"].encode()).hexdigest(), 16)
-    sel = ",".join(f"[{i}]" for i in range(1, 6) if (h >> i) & 1) or "[1]"
+    text = request.messages[-1]["content"]
+    h = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+    shown = [int(i) for i in re.findall(r"^\[(\d+)\] ", text, flags=re.M)]
+    sel = ",".join(f"[{i}]" for i in shown if (h >> i) & 1) or "[1]"
     if "Answer: <your" in request.messages[-1]["content"]:
         return f"Answer: a\nMy selection:{sel}"
     return f"My selection:{sel}"
@@ -46,7 +49,7 @@ def test_annotate_review_train(mirror, serve, page, tmp_path):
         labelled.append(qid)
     assert page.inner_text("#progress") == "4 / 5 labelled" and page.url.endswith("/q/1")  # the skipped one is back
     assert sorted(read_trec_qrels(out)) == sorted(labelled)
-    llm = llm_labels(read_judgments(run / "judgments.jsonl"))
+    llm = llm_labels([run / "judgments.jsonl"])
     assert uncertainty(llm[labelled[0]]) >= max(uncertainty(v) for q, v in llm.items() if q not in labelled)
 
     train_out = tmp_path / "trained"

@@ -12,7 +12,7 @@ from utilabel.data.registry import load_dataset
 from utilabel.errors import ConfigError
 from utilabel.records import Judgment
 from utilabel.review import build_queue, parse_budget
-from utilabel.train.data import llm_labels, plan_labels, read_judgments
+from utilabel.train.data import llm_labels, plan_labels
 
 
 def test_budget_is_a_fraction_or_a_count():
@@ -32,7 +32,7 @@ def test_queue_is_the_order_the_uncertain_mix_spends_the_budget(review_run):
     assert set(ids[2:]) == {"q3", "q5"}  # no positive / every passage positive
     assert queue.total == 6 and queue.methods == ["utilsel"]
     # the trainer, given human labels for every query and ratio 4/6, picks exactly these queries
-    llm = llm_labels(read_judgments(run / "judgments.jsonl"))
+    llm = llm_labels([run / "judgments.jsonl"])
     plan = plan_labels({q: {"x": 1.0} for q in llm}, llm, human_ratio=4 / 6, strategy="uncertain", seed=42)
     assert sorted(ids) == plan.human_queries
 
@@ -61,13 +61,15 @@ def test_several_runs_side_by_side(review_run, tmp_path):
     assert queue.methods == ["pointwise", "utilsel"]
     q4 = next(item for item in queue.items if item.query_id == "q4")
     assert [(p.llm["pointwise"], p.llm["utilsel"]) for p in q4.passages] == [(0.9, 0.5), (None, 0.5), (0.2, 0.0)]
-    # suggested when half the runs judging a passage make it positive (threshold:0.5 in both runs):
-    # d10 2/2, d11 1/1 (pointwise did not judge it), d12 0/2
+    # suggested = the trainer's LLM positive over both runs (rule threshold:0.5 on the mean value):
+    # d10 (1 + 0 + 0.9) / 3 = 0.63, d11 0.5, d12 (0 + 0 + 0.2) / 3 = 0.07
     assert [p.suggestion for p in q4.passages] == [1, 1, 0]
     (other / "config.json").write_text(json.dumps({"config": {"label_rule": "threshold:0.95"}}))
-    q4 = next(item for item in build_queue([run, other], load_dataset(data), "train", "6").items
-              if item.query_id == "q4")
-    assert [p.suggestion for p in q4.passages] == [1, 1, 0]  # d10 1/2 = 0.5 still suggested
+    with pytest.raises(ConfigError, match="declare different label rules"):  # as the trainer would
+        build_queue([run, other], load_dataset(data), "train", "6")
+    queue = build_queue([run, other], load_dataset(data), "train", "6", label_rule="threshold:0.6")
+    q4 = next(item for item in queue.items if item.query_id == "q4")
+    assert [p.suggestion for p in q4.passages] == [1, 0, 0]
 
 
 def test_graded_dataset_gives_graded_suggestions(tmp_path):

@@ -9,8 +9,7 @@ from utilabel.data.registry import load_dataset
 from utilabel.errors import ConfigError
 from utilabel.records import Judgment
 from utilabel.train.config import TrainConfig
-from utilabel.train.data import human_labels, label_sources, plan_labels
-from utilabel.train.trainer import build_plan
+from utilabel.train.data import build_plan, human_labels, label_sources, plan_labels
 
 
 @pytest.fixture

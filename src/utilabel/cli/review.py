@@ -32,7 +32,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="access token (default: generated and printed when --host is given)")
     p.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help=f"tie-break seed of the queue order; use the trainer's (default {TrainConfig.seed})")
-    p.add_argument("--judgment-method", help="order by the judgments of this method only (as the trainer's flag)")
+    p.add_argument("--judgment-method", help="only this method's judgments (as the trainer's flag)")
+    p.add_argument("--label-rule", help="how judgments become LLM labels (as the trainer's flag; default: the runs' rule)")
 
 
 def review_serve(args) -> int:
@@ -41,7 +42,7 @@ def review_serve(args) -> int:
     from ..review import start
 
     session = start(args.runs, load_dataset(args.dataset), args.split, args.out, args.budget, args.annotator,
-                    args.host, args.port, args.token, args.seed, args.judgment_method)
+                    args.host, args.port, args.token, args.seed, args.judgment_method, args.label_rule)
     done = session.queue.labelled(session.store.mine)
     print(f"review {len(session.queue.items)} of {session.queue.total} queries ({done} labelled) "
           f"as {args.annotator}; labels -> {args.out}", flush=True)
@@ -55,6 +56,7 @@ def _agreement_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", nargs="+", default=[], metavar="RUN_DIR", help="annotation runs: also compare with the LLM")
     p.add_argument("--dataset", help="dataset whose relevance level binarises graded labels (default level 1)")
     p.add_argument("--judgment-method", help="LLM labels of this method only")
+    p.add_argument("--label-rule", help="how judgments become LLM labels (default: the runs' rule)")
 
 
 def review_agreement(args) -> int:
@@ -63,7 +65,7 @@ def review_agreement(args) -> int:
     from ..review import review_agreement as compute
 
     level = load_dataset(args.dataset).relevance_level if args.dataset else 1
-    rows = compute(args.out, args.runs, level, args.judgment_method)
+    rows = compute(args.out, args.runs, level, args.judgment_method, args.label_rule)
     print(f"{'raters':<32} {'queries':>7} {'pairs':>6} {'agree':>6} {'kappa':>6}")
     for r in rows:
         kappa = "n/a" if math.isnan(r.result.kappa) else f"{r.result.kappa:.3f}"

@@ -44,13 +44,13 @@ class Session:
 
 def start(run_dirs: Sequence[str | Path], dataset, split: str, out: str | Path, budget: str = "0.2",
           annotator: str = "annotator", host: str | None = None, port: int = 8765, token: str | None = None,
-          seed: int = TrainConfig.seed, judgment_method: str | None = None) -> Session:
+          seed: int = TrainConfig.seed, judgment_method: str | None = None, label_rule: str | None = None) -> Session:
     """Check the runs, dataset, output and address (one-line errors, before anything listens), then bind.
 
     ``host=None`` binds 127.0.0.1 and checks the Host header; any other ``host`` requires ``token``
     (generated when not given).
     """
-    queue = build_queue(run_dirs, dataset, split, budget, seed, judgment_method)
+    queue = build_queue(run_dirs, dataset, split, budget, seed, judgment_method, label_rule)
     log_path(out, annotator)  # validates the annotator name
     if host is not None and not token:
         token = secrets.token_urlsafe(18)

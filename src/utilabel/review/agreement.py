@@ -1,8 +1,8 @@
 """Agreement of review labels: Cohen's kappa between annotators and between each annotator and the LLM.
 
 Pairs are the (query, passage) pairs both raters labelled; an annotator's grade ≥ ``relevance_level``
-is a positive, and the LLM's positive is the one the page suggests (at least half of the runs' label
-rules, :func:`utilabel.review.queue.llm_votes`). Counting and kappa are :class:`utilabel.labels.Agreement`'s.
+is a positive, and the LLM's positives are the trainer's (:func:`utilabel.train.data.llm_labels`, as the
+page suggests them). Counting and kappa are :class:`utilabel.labels.Agreement`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..labels import Agreement
-from .queue import SUGGEST_AT, llm_votes, read_runs
+from ..train.data import llm_labels
+from .queue import judgment_files
 from .store import read_logs, to_qrels
 
 LLM = "LLM"
@@ -47,7 +48,7 @@ def compare(a: str, labels_a: Binary, b: str, labels_b: Binary) -> RaterPair:
 
 
 def review_agreement(out: str | Path, run_dirs: Sequence[str | Path] = (), relevance_level: int = 1,
-                     judgment_method: str | None = None) -> list[RaterPair]:
+                     judgment_method: str | None = None, label_rule: str | None = None) -> list[RaterPair]:
     """Every pair of annotators with logs beside ``out``, then each annotator against the LLM labels of
     ``run_dirs`` (if given)."""
     logs = read_logs(out)
@@ -57,7 +58,7 @@ def review_agreement(out: str | Path, run_dirs: Sequence[str | Path] = (), relev
              for name, subs in logs.items()}
     pairs = [compare(a, human[a], b, human[b]) for a, b in combinations(sorted(human), 2)]
     if run_dirs:
-        llm = {q: {d: v >= SUGGEST_AT for d, v in docs.items()}
-               for q, docs in llm_votes(read_runs(run_dirs, judgment_method)).items()}
+        llm = {q: {d: w > 0 for d, w in docs.items()}
+               for q, docs in llm_labels(judgment_files(run_dirs), judgment_method, label_rule).items()}
         pairs += [compare(name, human[name], LLM, llm) for name in sorted(human)]
     return pairs

@@ -1,13 +1,12 @@
 """The review queue: which queries a person labels, in which order, with what on screen.
 
-:func:`build_queue` reads annotation run folders (``judgments.jsonl``) and a dataset, orders the
-runs' queries by :func:`utilabel.train.data.uncertain_order` — the function with which
-``--mix-strategy uncertain`` spends the human budget, over the LLM labels the trainer reads from the
-same files — and keeps the first ``budget`` of them. Each :class:`ReviewItem` carries the query, its
-candidate passages in the run's order, every method's soft LLM value side by side
-(:func:`utilabel.labels.judgment_value`) and the suggestion the page pre-selects: positive when at
-least half of the runs' own label rules (:func:`utilabel.labels.run_label_rule`) make the passage a
-positive; in graded mode the mean soft value rounded onto the grade scale.
+:func:`build_queue` reads annotation run folders (``judgments.jsonl``) and a dataset. The LLM labels are
+the trainer's (:func:`utilabel.train.data.llm_labels` over the same files, method and label rule), the
+order is :func:`utilabel.train.data.uncertain_order` — the function with which ``--mix-strategy
+uncertain`` spends the human budget — and the first ``budget`` queries form the queue. Each
+:class:`ReviewItem` carries the query, its candidate passages in the run's order, every method's soft
+value side by side (:func:`utilabel.labels.judgment_value`) and the suggestion the page pre-selects: the
+trainer's LLM label (positive or not; in graded mode its weight on the grade scale, a positive ≥ 1).
 """
 
 from __future__ import annotations
@@ -16,16 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..annotate.labels import read_judgments
 from ..errors import ConfigError
-from ..labels import judgment_labels, judgment_value, run_label_rule
-from ..records import Judgment
+from ..labels import judgment_value
 from ..train.config import TrainConfig
-from ..train.data import llm_labels, read_judgments, uncertain_order
-
-#: a passage is suggested (and counts as an LLM positive in agreement) when this share of runs' rules say so
-SUGGEST_AT = 0.5
-
-Run = tuple[Path, list[Judgment]]
+from ..train.data import llm_labels, uncertain_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,39 +74,27 @@ def parse_budget(value: str | float | int, n: int) -> int:
         raise ConfigError(f"--budget must be a fraction in (0, 1] such as 0.2 or a count ≥ 1; got {value!r}") from None
 
 
-def read_runs(run_dirs: Sequence[str | Path], judgment_method: str | None = None) -> list[Run]:
-    """``(run folder, judgments)`` of each run, only ``judgment_method``'s when given."""
-    runs = []
+def judgment_files(run_dirs: Sequence[str | Path]) -> list[Path]:
+    """The ``judgments.jsonl`` of each run folder; a missing folder or file is a one-line error."""
+    files = []
     for d in map(Path, run_dirs):
         if not d.is_dir():
             raise ConfigError(f"run folder {d} not found")
         if not (d / "judgments.jsonl").exists():
             raise ConfigError(f"{d} has no judgments.jsonl (not an annotation run?)")
-        js = read_judgments(d / "judgments.jsonl")
-        runs.append((d, [j for j in js if judgment_method is None or j.method == judgment_method]))
-    if not any(js for _, js in runs):
-        raise ConfigError(f"no judgments in {', '.join(map(str, run_dirs))}"
-                          + (f" for method {judgment_method!r}" if judgment_method else ""))
-    return runs
-
-
-def llm_votes(runs: Sequence[Run]) -> dict[str, dict[str, float]]:
-    """Per (query, passage), the share of the runs judging it whose label rule makes it a positive."""
-    votes: dict[str, dict[str, list[float]]] = {}
-    for run_dir, judgments in runs:
-        for qid, docs in judgment_labels(judgments, run_label_rule(run_dir)).items():
-            for did, w in docs.items():
-                votes.setdefault(qid, {}).setdefault(did, []).append(float(w > 0))
-    return {q: {d: sum(v) / len(v) for d, v in docs.items()} for q, docs in votes.items()}
+        files.append(d / "judgments.jsonl")
+    return files
 
 
 def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str | float | int = "0.2",
-                seed: int = TrainConfig.seed, judgment_method: str | None = None) -> ReviewQueue:
-    """The review queue of ``run_dirs`` over ``dataset``'s ``split`` (see module docstring); ``seed``
-    breaks ties as the trainer's does (its default is the trainer's). Every inconsistency (missing
-    folder, query outside the split, unknown passage) is a one-line error."""
-    runs = read_runs(run_dirs, judgment_method)
-    judgments = [j for _, js in runs for j in js]
+                seed: int = TrainConfig.seed, judgment_method: str | None = None,
+                label_rule: str | None = None) -> ReviewQueue:
+    """The review queue of ``run_dirs`` over ``dataset``'s ``split`` (see module docstring); ``seed``,
+    ``judgment_method`` and ``label_rule`` mean what the trainer's options do (its defaults). Every
+    inconsistency (missing folder, query outside the split, unknown passage) is a one-line error."""
+    files = judgment_files(run_dirs)
+    llm = llm_labels(files, judgment_method, label_rule)
+    judgments = [j for j in read_judgments(files) if judgment_method in (None, j.method)]
     queries, corpus = dataset.split_queries(split), dataset.corpus
     values: dict[tuple[str, str], dict[str, list[float]]] = {}
     for j in judgments:
@@ -126,11 +108,10 @@ def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str
             per_method.append(value)
     methods = sorted({j.method for j in judgments})
     max_grade = max([1, *(g for docs in dataset.qrels(split).values() for g in docs.values())])
-    order = uncertain_order(llm := llm_labels(judgments), sorted(llm), seed)
+    order = uncertain_order(llm, sorted(llm), seed)
     size = parse_budget(budget, len(order))
     if size == 0:
         raise ConfigError(f"--budget {budget} of {len(order)} queries selects none; give a larger fraction or a count")
-    votes = llm_votes(runs)
     docs_of: dict[str, list[str]] = {}
     for qid, did in values:  # first-seen order: the runs' candidate order
         docs_of.setdefault(qid, []).append(did)
@@ -138,12 +119,9 @@ def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str
     for qid in order[:size]:
         passages = []
         for did in docs_of[qid]:
+            w = llm[qid].get(did, 0.0)
+            suggestion = max(1, round(w * max_grade)) if w > 0 else 0
             means = {m: (sum(v) / len(v) if (v := values[(qid, did)].get(m)) else None) for m in methods}
-            if max_grade > 1:
-                known = [x for x in means.values() if x is not None]
-                suggestion = round(sum(known) / len(known) * max_grade) if known else 0
-            else:
-                suggestion = int(votes.get(qid, {}).get(did, 0.0) >= SUGGEST_AT)
             doc = corpus[did]
             passages.append(Passage(did, doc.title, doc.text, means, suggestion))
         items.append(ReviewItem(qid, queries[qid].text, tuple(passages)))
