@@ -17,8 +17,8 @@ Options: ``n_ctx`` (context per parallel slot, tokens), ``n_parallel`` (slots de
 a shift; 0 = off), ``cache_ram_mib`` (host RAM for
 the prompt cache across slots), ``port``, ``verbosity`` (llama.cpp log level, 0 = errors only),
 ``isolated`` (run the server in a child process; ``stop()`` kills it — see :class:`LocalServer`).
-Requests always ask for ``cache_prompt``, so a shared prefix (instructions, question) is evaluated
-once per slot.
+Generation requests ask for ``cache_prompt``, so a shared prefix (instructions, question) is evaluated
+once per slot; scoring requests do not (log-probabilities must not depend on the cache state).
 """
 
 from __future__ import annotations
