@@ -15,6 +15,7 @@ Requests go out with ``httpx`` from one background event loop owned by the backe
   (``{"type": "json_schema", ...}``, understood by OpenAI, vLLM, SGLang, llama.cpp);
   ``ChatRequest.grammar`` (GBNF) goes in the body field ``grammar_field`` (``grammar`` for llama.cpp;
   set ``"guided_grammar"`` for older vLLM).
+* **Model** — without ``model`` the first server's ``GET /models`` names it (so judgments record it).
 * **API key** — read from the environment only (``$OPENAI_API_KEY`` or the variable named by
   ``api_key_env``), never passed as an option, never logged.
 * **Scoring** (:meth:`logprob`, :meth:`token_logprobs`) needs llama.cpp's native endpoints
@@ -155,6 +156,22 @@ class OpenAICompatBackend(LLMBackend):
         self._sem: asyncio.Semaphore | None = None
         self._llamacpp: bool | None = None  # whether the native scoring endpoints exist (probed once)
         self._token_cache: dict[tuple[str, str], list[int]] = {}
+        if not self.model:
+            self.model = self._served_model()
+
+    def _served_model(self) -> str:
+        """The model id the first server reports on ``GET /models`` ("" when it does not answer), so that
+        judgments name the real model when none was given."""
+        import httpx
+
+        for _ in range(3):  # a flaky server gets a few tries; the model name is only a label
+            try:
+                resp = httpx.get(self.base_urls[0] + "/models", headers=self._headers(), timeout=min(10.0, self.timeout_s))
+                return str(resp.json()["data"][0]["id"])
+            except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+                continue
+        log.warning("%s did not name its model (GET /models); pass model=... to record it", self.base_urls[0])
+        return ""
 
     @classmethod
     def option_names(cls) -> list[str]:
