@@ -21,44 +21,22 @@ def _number(text: str, kind: type):
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer ≥ 1 (counts, sizes, limits)."""
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _bounded(kind: type, ok, rule: str, doc: str):
+    def parse(text: str):
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    parse.__doc__ = doc
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    """An integer ≥ 0 (retries, extra budgets, levels)."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (rates, durations)."""
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    """A finite number ≥ 0 (prices, BM25 k1)."""
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {text}")
-    return value
-
-
-def unit_float(text: str) -> float:
-    """A number in [0, 1] (thresholds, ratios, BM25 b)."""
-    value = _number(text, float)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
-    return value
+positive_int = _bounded(int, lambda v: v >= 1, "a positive integer", "An integer ≥ 1 (counts, sizes, limits).")
+nonneg_int = _bounded(int, lambda v: v >= 0, "an integer ≥ 0", "An integer ≥ 0 (retries, extra budgets, levels).")
+positive_float = _bounded(float, lambda v: v > 0, "a number > 0", "A finite number > 0 (rates, durations).")
+nonneg_float = _bounded(float, lambda v: v >= 0, "a number ≥ 0", "A finite number ≥ 0 (prices, BM25 k1).")
+unit_float = _bounded(float, lambda v: 0 <= v <= 1, "a number in [0, 1]", "A number in [0, 1] (thresholds, BM25 b).")
 
 
 def _no_file_above(path: Path) -> None:
