@@ -2,7 +2,9 @@
 
 Issue 12, defect 2: with ``cache_prompt`` on, a passage scored on a freshly started server and again on
 the same (now warm) server got different log-probabilities (the shared prefix had been evaluated in
-other batch splits). Scoring requests now bypass the cache; the numbers must be identical.
+other batch splits); and two scoring requests decoded together in one batch (two slots, concurrency 2)
+got other numbers than each alone. Scoring requests now bypass the cache and run one at a time per
+server; the numbers must be identical, in any order.
 """
 
 from __future__ import annotations

@@ -156,6 +156,7 @@ class OpenAICompatBackend(LLMBackend):
         self._sem: asyncio.Semaphore | None = None
         self._llamacpp: bool | None = None  # whether the native scoring endpoints exist (probed once)
         self._token_cache: dict[tuple[str, str], list[int]] = {}
+        self._score_locks: dict[str, asyncio.Lock] = {}  # one scoring request at a time per server
         if not self.model:
             self.model = self._served_model()
 
@@ -322,6 +323,20 @@ class OpenAICompatBackend(LLMBackend):
         return results
 
     # ------------------------------------------------------------------ scoring (llama.cpp server)
+    async def _score(self, body: dict, url: str) -> list[dict]:
+        """One scoring ``/completion`` on ``url``: its per-token log-probabilities.
+
+        Log-probabilities must not depend on what else the server is doing. llama.cpp's numbers do: a
+        prompt prefix reused from its cache was evaluated in other batch splits, and a request decoded in
+        one batch with another slot's tokens takes other kernels (on SmolLM2 both moved log-odds by up to
+        0.3). So scoring requests turn the prompt cache off and run one at a time per server (this
+        backend's chat requests may still share a batch with them; score with ``--workers 1`` or on a
+        server of your own when that matters).
+        """
+        lock = self._score_locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            return _completion_probs(await self._native("/completion", {**body, "cache_prompt": False}, url))
+
     async def _native(self, path: str, body: dict, url: str) -> dict:
         try:
             data = await self._post(path, body, native=True, url=url)
@@ -363,9 +378,7 @@ class OpenAICompatBackend(LLMBackend):
            token, prompt = template + the previous continuation tokens, the next token forced with a
            logit bias.
 
-        Scoring requests turn the server's prompt cache off (``cache_prompt: false``): a prefix evaluated
-        earlier in other batch splits gives slightly different logits (up to 0.3 in log-odds on SmolLM2),
-        so with the cache the numbers would depend on what the server saw before, not only on the inputs.
+        Every ``/completion`` goes through :meth:`_score`, so the numbers depend on the inputs only.
         """
         if not continuation:
             return 0.0
@@ -377,19 +390,17 @@ class OpenAICompatBackend(LLMBackend):
             raise
         if not cont:
             return 0.0
-        base = {"n_probs": 1, "temperature": 0.0, "cache_prompt": False, "post_sampling_probs": False}
+        base = {"n_probs": 1, "temperature": 0.0, "post_sampling_probs": False}
         if not per_token:
-            data = await self._native("/completion", {**base, "prompt": prompt, "n_predict": len(cont),
-                                                      "grammar": "root ::= " + gbnf_literal(continuation)}, url)
-            probs = _completion_probs(data)
+            probs = await self._score({**base, "prompt": prompt, "n_predict": len(cont),
+                                       "grammar": "root ::= " + gbnf_literal(continuation)}, url)
             if [p["id"] for p in probs] == cont:
                 return float(sum(p["logprob"] for p in probs))
             log.debug("grammar-forced tokens %s differ from %s; scoring token by token", [p["id"] for p in probs], cont)
         total = 0.0
         for i, tok in enumerate(cont):
-            data = await self._native("/completion", {**base, "prompt": [prompt, *cont[:i]], "n_predict": 1,
-                                                      "logit_bias": [[tok, FORCE_BIAS]]}, url)
-            (p,) = _completion_probs(data)[:1]
+            (p,) = (await self._score({**base, "prompt": [prompt, *cont[:i]], "n_predict": 1,
+                                       "logit_bias": [[tok, FORCE_BIAS]]}, url))[:1]
             if p["id"] != tok:
                 raise LLMError(f"server did not honour the forced token {tok} (got {p['id']})")
             total += float(p["logprob"])
@@ -407,18 +418,15 @@ class OpenAICompatBackend(LLMBackend):
         for c, i in zip(candidates, ids):
             if not i:
                 raise ConfigError(f"candidate {c!r} has no tokens")
-        base = {"temperature": 0.0, "cache_prompt": False, "post_sampling_probs": False, "prompt": prompt,
-                "n_predict": 1}
-        data = await self._native("/completion", {**base, "n_probs": self.top_logprobs}, url)
-        first = _completion_probs(data)[0]
+        base = {"temperature": 0.0, "post_sampling_probs": False, "prompt": prompt, "n_predict": 1}
+        first = (await self._score({**base, "n_probs": self.top_logprobs}, url))[0]
         top = {t["id"]: float(t["logprob"]) for t in first.get("top_logprobs", [])}
         top.setdefault(first["id"], float(first["logprob"]))
         out = {}
         for c, i in zip(candidates, ids):
             if i[0] not in top:
-                forced = await self._native("/completion", {**base, "n_probs": 1,
-                                                            "logit_bias": [[i[0], FORCE_BIAS]]}, url)
-                top[i[0]] = float(_completion_probs(forced)[0]["logprob"])
+                forced = await self._score({**base, "n_probs": 1, "logit_bias": [[i[0], FORCE_BIAS]]}, url)
+                top[i[0]] = float(forced[0]["logprob"])
             out[c] = top[i[0]]
         return out
 
