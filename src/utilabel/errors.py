@@ -1,12 +1,16 @@
 """Exception hierarchy of utilabel.
 
 Library code raises these; the CLI turns them into one clean line and an exit code
-(see :data:`EXIT_CODES`). Never use ``assert`` for input validation.
+(each class's ``exit_code``; :data:`OS_ERROR_EXIT` for an ``OSError``). Never use ``assert`` for
+input validation.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+OS_ERROR_EXIT = 7
+"""Exit status of an operating-system error (permission denied, not a directory, disk full...)."""
 
 
 class UtilabelError(Exception):

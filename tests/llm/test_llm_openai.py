@@ -206,3 +206,12 @@ def test_scoring_on_a_server_without_llamacpp_endpoints(stub_server):
         assert lp == {"Yes": -0.2, "No": -1.8, "Maybe": float("-inf")}
         with pytest.raises(ConfigError, match="cannot score continuations"):
             b.logprob([{"role": "user", "content": "q"}], "an answer")
+
+
+def test_model_is_named_by_the_server_when_omitted(smol_server, stub_server, payload):
+    """Judgments recorded "model": "openai" when --model was omitted; the server's GET /models names it."""
+    with get_backend("openai", base_url=smol_server.base_url + "/v1") as b:
+        assert "smollm2" in b.model.lower()
+    s = stub_server(lambda n, path, body: (200, payload("ok"), {}))  # no GET /models: left unnamed, still works
+    with get_backend("openai", base_url=s.url, max_retries=0) as b:
+        assert b.model == "" and b.chat(ChatRequest(MSG)).text == "ok"

@@ -16,10 +16,16 @@ import torch
 DRIVER = Path(__file__).with_name("resume_driver.py")
 
 
-def _run(cfg: dict, kill_at: int = 0) -> subprocess.CompletedProcess:
+def _run(cfg: dict, kill_at: int = 0, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(DRIVER), json.dumps(cfg), str(kill_at)], env=env, timeout=600,
+    return subprocess.run([sys.executable, str(DRIVER), json.dumps(cfg), str(kill_at), *extra], env=env, timeout=600,
                           capture_output=True, text=True)
+
+
+def _base(tiny_model_dir) -> dict:
+    return {"dataset": "scifact", "labels": ["human"], "loss": "disj", "epochs": 1, "max_steps": 8,
+            "batch_size": 4, "group_size": 3, "base_model": str(tiny_model_dir), "passage_max_len": 32,
+            "query_max_len": 16, "save_every": 3, "negatives_k": 0, "lr": 1e-3, "show_progress": False, "num_threads": 1}
 
 
 def test_resume_after_sigkill_matches_uninterrupted(tiny_model_dir, tmp_path, mirror):
@@ -27,9 +33,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_model_dir, tmp_path, mi
 
     from utilabel.train.trainer import read_log
 
-    base = {"dataset": "scifact", "labels": ["human"], "loss": "disj", "epochs": 1, "max_steps": 8,
-            "batch_size": 4, "group_size": 3, "base_model": str(tiny_model_dir), "passage_max_len": 32,
-            "query_max_len": 16, "save_every": 3, "negatives_k": 0, "lr": 1e-3, "show_progress": False, "num_threads": 1}
+    base = _base(tiny_model_dir)
     from utilabel.train.config import TrainConfig
     from utilabel.train.trainer import train
 
@@ -51,3 +55,16 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_model_dir, tmp_path, mi
     # and training really moved the weights
     start = load_file(Path(tiny_model_dir) / "model.safetensors")
     assert any((a[k] - start[k]).abs().max() > 1e-4 for k in a if k in start)
+
+
+def test_kill_mid_checkpoint_leaves_no_temp_file_after_resume(tiny_model_dir, tmp_path, mirror):
+    """Issue 12, defect 5: a SIGKILL while the checkpoint is being written leaves its temp file; the
+    next run sweeps it (the writer is dead) and finishes."""
+    out = tmp_path / "run"
+    cfg = {**_base(tiny_model_dir), "max_steps": 4, "out": str(out)}
+    proc = _run(cfg, 0, "mid-save")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert len(list(out.glob(".checkpoint.pt.*.tmp"))) == 1 and not (out / "checkpoint.pt").exists()
+    assert _run(cfg).returncode == 0
+    assert (out / "model").is_dir()
+    assert sorted(p.name for p in out.glob(".*")) == []

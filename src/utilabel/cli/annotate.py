@@ -9,6 +9,7 @@ from ..annotate.fusion import SIGNALS
 from ..annotate.tasks import task_names
 from ..errors import ConfigError
 from ..labels import CALIBRATION_OBJECTIVES, RULE_HELP, parse_rule_template
+from .argtypes import folder, llm_backend, nonneg_float, nonneg_int, out_file, positive_float, positive_int
 
 # Qwen2.5-Coder-1.5B Q4_K_M on embedded llama.cpp, 1 thread, on the shared 2-core CPU this project
 # is developed on (load average ~9): ~15 prompt tok/s, ~4 generated tok/s (BENCHMARKS.md,
@@ -28,20 +29,20 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
                    help="annotation method (default: pointwise with a local backend, utilsel with a server)")
     p.add_argument("--style", default="compact", choices=STYLES, help="prompt style")
     p.add_argument("--candidates", help="candidate JSONL (utilabel retrieve output); default: BM25 top-k")
-    p.add_argument("--k", type=int, default=10, help="candidates per query (BM25 top-k or first k of --candidates)")
-    p.add_argument("--limit", type=int, help="annotate only the first N queries")
-    p.add_argument("--out", required=True, help="run folder (resumes if it exists)")
-    p.add_argument("--backend", default="llamacpp", help=f"LLM backend: {', '.join(backend_names())}")
+    p.add_argument("--k", type=positive_int, default=10, help="candidates per query (BM25 top-k or first k of --candidates)")
+    p.add_argument("--limit", type=positive_int, help="annotate only the first N queries")
+    p.add_argument("--out", required=True, type=folder, help="run folder (resumes if it exists)")
+    p.add_argument("--backend", default="llamacpp", type=llm_backend, help=f"LLM backend: {', '.join(backend_names())}")
     p.add_argument("--model", default=None, help="model name or GGUF path for the backend")
     p.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--votes", type=int, default=1, help="k-permutation voting (soft labels)")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--votes", type=positive_int, default=1, help="k-permutation voting (soft labels)")
     p.add_argument("--no-shuffle", action="store_true", help="keep first-stage order in prompts")
-    p.add_argument("--retries", type=int, default=2, help="retries after a parse failure")
-    p.add_argument("--max-passage-words", type=int, default=None, help="default 100 (local pointwise) or 150")
-    p.add_argument("--window", type=int, default=10, help="utilrank window")
-    p.add_argument("--stride", type=int, default=5, help="utilrank stride")
-    p.add_argument("--top-m", type=int, default=3, help="utilrank graded positives")
+    p.add_argument("--retries", type=nonneg_int, default=2, help="retries after a parse failure")
+    p.add_argument("--max-passage-words", type=positive_int, default=None, help="default 100 (local pointwise) or 150")
+    p.add_argument("--window", type=positive_int, default=10, help="utilrank window")
+    p.add_argument("--stride", type=positive_int, default=5, help="utilrank stride")
+    p.add_argument("--top-m", type=positive_int, default=3, help="utilrank graded positives")
     p.add_argument("--answer-source", default=None, choices=["relsel", "none"],
                    help="pointwise pseudo-answer (default: none with a local backend, else relsel)")
     p.add_argument("--task", default=None, choices=task_names(),
@@ -52,7 +53,7 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
                         "else threshold:0.5)")
     p.add_argument("--calibrate-on", default=None, metavar="QRELS",
                    help="choose the label rule's threshold on human labels: a split name of --dataset or a qrels file")
-    p.add_argument("--calibration-queries", type=int, default=50,
+    p.add_argument("--calibration-queries", type=positive_int, default=50,
                    help="annotated queries (with human labels, in run order) used for calibration")
     p.add_argument("--calibration-objective", default="kappa", choices=CALIBRATION_OBJECTIVES)
     p.add_argument("--signals", default=None,
@@ -61,28 +62,28 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight", action="append", default=[], metavar="SIGNAL=W",
                    help="pointwise fusion weight of a signal other than yesno (repeatable)")
     p.add_argument("--no-joint", action="store_true", help="compact utilsel: separate pseudo-answer call")
-    p.add_argument("--extra-tokens", type=int, default=0, help="added to every completion budget (thinking models)")
-    p.add_argument("--max-concurrency", type=int, default=None,
+    p.add_argument("--extra-tokens", type=nonneg_int, default=0, help="added to every completion budget (thinking models)")
+    p.add_argument("--max-concurrency", type=positive_int, default=None,
                    help="LLM calls in flight at once, across queries (default: the backend's, 4 for openai, "
                         "n_parallel for llamacpp; e.g. 64-256 for a vLLM server)")
-    p.add_argument("--workers", type=int, default=None, help="queries open at once (default: --max-concurrency)")
-    p.add_argument("--max-retries", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None, help="queries open at once (default: --max-concurrency)")
+    p.add_argument("--max-retries", type=nonneg_int, default=None,
                    help="retries of each failed server request (HTTP 429/5xx, timeout, bad reply; default 4)")
-    p.add_argument("--request-timeout", type=float, default=None, help="seconds one server request may take (default 600)")
-    p.add_argument("--circuit-breaker", type=int, default=20,
+    p.add_argument("--request-timeout", type=positive_float, default=None, help="seconds one server request may take (default 600)")
+    p.add_argument("--circuit-breaker", type=nonneg_int, default=20,
                    help="stop after N consecutive calls failed on the server (0: never; default 20)")
     p.add_argument("--shard", help="annotate only slice i of N (i/N, by a stable hash of the query id) into --out")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the judgments of an --out run with other settings (its call log is reused)")
     p.add_argument("--executor", default="local", choices=["local", "ray"],
                    help="ray: run --shards shards as Ray tasks and merge them into --out (extra 'ray')")
-    p.add_argument("--shards", type=int, default=None, help="--executor ray: number of shards (default: cluster CPUs)")
+    p.add_argument("--shards", type=positive_int, default=None, help="--executor ray: number of shards (default: cluster CPUs)")
     p.add_argument("--ray-address", default=None, help="--executor ray: cluster address (default: start a local one)")
     p.add_argument("--dry-run", action="store_true", help="print calls, tokens, time and cost estimates; run nothing")
-    p.add_argument("--prompt-tps", type=float, default=DEFAULT_PROMPT_TPS, help="dry run: prompt tokens/s")
-    p.add_argument("--gen-tps", type=float, default=DEFAULT_GEN_TPS, help="dry run: completion tokens/s")
-    p.add_argument("--usd-per-m-prompt", type=float, default=0.0, help="dry run: price per 1M prompt tokens")
-    p.add_argument("--usd-per-m-completion", type=float, default=0.0, help="dry run: price per 1M completion tokens")
+    p.add_argument("--prompt-tps", type=positive_float, default=DEFAULT_PROMPT_TPS, help="dry run: prompt tokens/s")
+    p.add_argument("--gen-tps", type=positive_float, default=DEFAULT_GEN_TPS, help="dry run: completion tokens/s")
+    p.add_argument("--usd-per-m-prompt", type=nonneg_float, default=0.0, help="dry run: price per 1M prompt tokens")
+    p.add_argument("--usd-per-m-completion", type=nonneg_float, default=0.0, help="dry run: price per 1M completion tokens")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -147,7 +148,7 @@ def _candidates(args, dataset):
     if args.k < 1:
         raise ConfigError(f"--k must be ≥ 1, got {args.k}")
     if args.candidates:
-        groups = read_candidates(args.candidates)
+        groups = read_candidates(args.candidates, dataset.corpus)
         if args.limit is not None:
             groups = groups[: args.limit]
         return [CandidateGroup(g.query_id, g.query, tuple(sorted(g.candidates, key=lambda c: c.rank)[: args.k]))
@@ -261,7 +262,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset with human qrels")
     p.add_argument("--split", default="train")
     p.add_argument("--rules", default=",".join(DEFAULT_RULES), help=f"label rules compared, comma-separated ({RULE_HELP})")
-    p.add_argument("--out", help="also write the markdown report here")
+    p.add_argument("--out", type=out_file, help="also write the markdown report here")
 
 
 def _human_qrels(source: str, dataset):

@@ -6,16 +6,18 @@ import argparse
 import sys
 import time
 
+from .argtypes import folder, positive_int
+
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", help="output folder (cached: a re-run is fast)")
-    p.add_argument("--queries", type=int, default=6, help="SciFact train queries to annotate (default 6)")
-    p.add_argument("--candidates", type=int, default=5, help="BM25 candidates per query (default 5)")
+    p.add_argument("--out", default="runs/demo", type=folder, help="output folder (cached: a re-run is fast)")
+    p.add_argument("--queries", type=positive_int, default=6, help="SciFact train queries to annotate (default 6)")
+    p.add_argument("--candidates", type=positive_int, default=5, help="BM25 candidates per query (default 5)")
     p.add_argument("--model", default="smollm2-135m",
                    help="embedded llama.cpp annotator: smollm2-135m (fast) or qwen2.5-coder-1.5b (better)")
     p.add_argument("--method", default="pointwise", help="annotation method: pointwise (default), utilsel, relsel, ...")
-    p.add_argument("--eval-queries", type=int, default=30, help="sampled test queries per dataset (default 30)")
-    p.add_argument("--steps", type=int, default=6, help="training steps per model (default 6)")
+    p.add_argument("--eval-queries", type=positive_int, default=30, help="sampled test queries per dataset (default 30)")
+    p.add_argument("--steps", type=positive_int, default=6, help="training steps per model (default 6)")
 
 
 def demo(args) -> int:

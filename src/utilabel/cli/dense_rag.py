@@ -6,18 +6,20 @@ from __future__ import annotations
 import argparse
 import json
 
+from .argtypes import llm_backend, out_file, positive_int
+
 
 def _dense_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default",
                    help="model folder (a training run or any sentence-transformers folder); 'default' = MiniLM")
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
     p.add_argument("--split", default="test")
-    p.add_argument("--out", required=True, help="TREC run file to write")
-    p.add_argument("--k", type=int, default=100, help="hits per query (default 100)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N queries of the split")
+    p.add_argument("--out", required=True, type=out_file, help="TREC run file to write")
+    p.add_argument("--k", type=positive_int, default=100, help="hits per query (default 100)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N queries of the split")
     p.add_argument("--index", default="flat", help="flat (exact, default) | ivf | hnsw")
-    p.add_argument("--max-length", type=int, default=256, help="passage tokens kept (default 256)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-length", type=positive_int, default=256, help="passage tokens kept (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
     from ..retrieve.encoder import QUANTIZE_MODES
 
     p.add_argument("--quantize", default="none", choices=QUANTIZE_MODES,
@@ -52,11 +54,11 @@ def _rag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="TREC run whose top-k passages the reader sees")
     p.add_argument("--dataset", required=True, help="dataset with gold answers (squad, hotpotqa)")
     p.add_argument("--split", default="test")
-    p.add_argument("--reader", default="llamacpp", help="LLM backend name (llamacpp, openai, transformers, ...)")
+    p.add_argument("--reader", default="llamacpp", type=llm_backend, help="LLM backend name (llamacpp, openai, transformers, ...)")
     p.add_argument("--model", default="qwen2.5-coder-1.5b", help="reader model name for the backend")
     p.add_argument("--base-url", default=None, help="server URL for the openai backend")
-    p.add_argument("--k", type=int, default=5, help="passages per question (default 5)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions with answers")
+    p.add_argument("--k", type=positive_int, default=5, help="passages per question (default 5)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N questions with answers")
     p.add_argument("--log", default=None, help="answer log (JSONL, resumable); default in the data home")
     p.add_argument("--json", action="store_true", help="print the means as JSON")
 

@@ -9,6 +9,7 @@ from ..data.registry import load_dataset
 from ..data.trec import read_trec_qrels, read_trec_run
 from ..evaluate.measures import DEFAULT_MEASURES
 from ..evaluate.retrieval import evaluate_run
+from .argtypes import nonneg_int
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--qrels", help="TREC qrels file (instead of --dataset)")
     p.add_argument("--split", default="test")
     p.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES), help="e.g. nDCG@10 RR@10 R@100 AP")
-    p.add_argument("--relevance-level", type=int, default=None, help="min grade for binary measures (default: dataset's)")
+    p.add_argument("--relevance-level", type=nonneg_int, default=None, help="min grade for binary measures (default: dataset's)")
     p.add_argument("--per-query", action="store_true", help="print per-query values (TSV)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 

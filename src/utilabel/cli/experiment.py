@@ -6,11 +6,13 @@ import argparse
 import sys
 import time
 
+from .argtypes import folder, positive_float
+
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="experiment YAML (see docs/experiments.md)")
-    p.add_argument("--out", default=None, help="override the config's output folder")
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--out", default=None, type=folder, help="override the config's output folder")
+    p.add_argument("--minutes", type=positive_float, default=None,
                    help="start no new task after this many minutes (re-run to continue; nothing is lost)")
     p.add_argument("--report", default=None, help="also write the report to this path (e.g. docs/results/x.md)")
 

@@ -4,8 +4,9 @@ Each module in :data:`COMMAND_MODULES` exposes ``COMMANDS``: a dict mapping a tu
 words (``("retrieve", "bm25")``) to ``(configure, run)`` where ``configure(parser)`` adds
 arguments and ``run(args) -> int`` calls one library function and renders its result.
 The longest matching word prefix of ``argv`` selects the command, so ``utilabel evaluate RUN``
-and ``utilabel evaluate rag ...`` can coexist. Library errors become one clean line on stderr and
-an exit code by exception type.
+and ``utilabel evaluate rag ...`` can coexist; a bare group word (``utilabel retrieve --help``) lists
+its commands. Library errors, and the operating system's (an unwritable output folder), become one
+clean line on stderr and an exit code by exception type (``-v`` adds the traceback of an OS error).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Callable
 
 from .. import __version__
-from ..errors import UtilabelError
+from ..errors import OS_ERROR_EXIT, UtilabelError
 
 COMMAND_MODULES = ["data", "retrieve", "evaluate", "annotate", "train", "experiment", "demo", "dense_rag", "review"]
 
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             match = tuple(argv[:n])
             break
     if match is None:
+        group = {words: cmd for words, cmd in commands.items() if words[0] == argv[0] and len(words) > 1}
+        if group and (len(argv) == 1 or argv[1] in ("-h", "--help")):  # e.g. 'utilabel retrieve --help'
+            print(_usage(group))
+            return 0
         print(f"utilabel: unknown command {' '.join(argv[:2])!r}\n\n{_usage(commands)}", file=sys.stderr)
         return 2
     (configure, run), doc = commands[match]
@@ -75,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     except UtilabelError as exc:
         print(f"utilabel: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # unwritable folder, a file where a folder should be, disk full...
+        if args.verbose:
+            logging.exception("%s", exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"utilabel: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return OS_ERROR_EXIT
     except KeyboardInterrupt:
         print("utilabel: interrupted (completed work is saved; re-run to resume)", file=sys.stderr)
         return 130

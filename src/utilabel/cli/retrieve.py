@@ -8,16 +8,17 @@ from ..data.candidates import write_candidates
 from ..data.registry import load_dataset
 from ..data.trec import write_trec_run
 from ..retrieve.bm25 import BM25Config, BM25Retriever, bm25_candidates, run_from_candidates
+from .argtypes import nonneg_float, out_file, positive_int, unit_float
 
 
 def _bm25_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
     p.add_argument("--split", default="test", help="qrels split whose queries are searched (default: test)")
-    p.add_argument("--k", type=int, default=100, help="documents per query (default: 100)")
-    p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (default 0.9, Anserini)")
-    p.add_argument("--b", type=float, default=0.4, help="BM25 b (default 0.4, Anserini)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N queries of the split")
-    p.add_argument("--out", required=True, help="TREC run file to write")
+    p.add_argument("--k", type=positive_int, default=100, help="documents per query (default: 100)")
+    p.add_argument("--k1", type=nonneg_float, default=0.9, help="BM25 k1 (default 0.9, Anserini)")
+    p.add_argument("--b", type=unit_float, default=0.4, help="BM25 b (default 0.4, Anserini)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N queries of the split")
+    p.add_argument("--out", required=True, type=out_file, help="TREC run file to write")
     p.add_argument("--candidates", default=None, help="also write candidate groups (JSONL) for annotation")
 
 

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+from .argtypes import folder
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -26,6 +28,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
             kw["type"] = int
         elif isinstance(default, float) or name in ("human_ratio",):
             kw["type"] = float
+        elif name == "out":
+            kw["type"] = folder
         if "choices" in meta:
             kw["choices"] = meta["choices"]
         p.add_argument(_flag(name), **kw)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Container
 from pathlib import Path
 
 from ..errors import DataFormatError
@@ -23,7 +25,9 @@ def write_candidates(path: str | Path, groups: list[CandidateGroup]) -> None:
                                                 for c in g.candidates]}, ensure_ascii=False) + "\n")
 
 
-def read_candidates(path: str | Path) -> list[CandidateGroup]:
+def read_candidates(path: str | Path, corpus: Container[str] | None = None) -> list[CandidateGroup]:
+    """Candidate groups of a JSONL file; scores must be finite and, with ``corpus``, every candidate doc
+    in it (else an error naming file and line)."""
     groups = []
     seen = set()
     for lineno, obj in iter_jsonl(path):
@@ -33,6 +37,12 @@ def read_candidates(path: str | Path) -> list[CandidateGroup]:
             query = str(obj["query"])
         except (KeyError, TypeError, ValueError) as exc:
             raise DataFormatError(path, lineno, f"bad candidate group ({exc!r})") from None
+        bad = next((c for c in cands if not math.isfinite(c.score)), None)
+        if bad is not None:
+            raise DataFormatError(path, lineno, f"candidate {bad.doc_id!r}: score {bad.score} is not a finite number")
+        missing = next((c.doc_id for c in cands if corpus is not None and c.doc_id not in corpus), None)
+        if missing is not None:
+            raise DataFormatError(path, lineno, f"candidate doc {missing!r} is not in the corpus")
         if qid in seen:
             raise DataFormatError(path, lineno, f"duplicate query id {qid!r}")
         seen.add(qid)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def read_groups(path: str | Path) -> list[TrainingGroup]:
                 positives = {str(d): float(w) for d, w in pos.items()}
             except (TypeError, ValueError):
                 raise DataFormatError(path, lineno, "positive weights must be numbers") from None
+            if not all(math.isfinite(w) for w in positives.values()):
+                raise DataFormatError(path, lineno, "positive weights must be finite numbers")
         else:
             raise DataFormatError(path, lineno, "field 'positives' must be a list or an object")
         negatives = _str_list(path, lineno, obj, "negatives")

@@ -3,19 +3,20 @@
 ``load_dataset(name)`` returns the prepared :class:`Dataset`, preparing it on first use from the
 read-only source mirror (``UTILABEL_SOURCE_MIRROR``) or, failing that, by downloading the
 original files. Preparation writes into a temporary folder that is renamed into place only when
-complete, so an interrupted preparation leaves nothing half-written. A path to an existing BEIR
-folder is accepted wherever a name is.
+complete, so an interrupted preparation leaves nothing half-written; a per-dataset lock file makes
+processes that prepare the same dataset at once wait for the first one and use its result (leftovers of
+killed preparations are swept). A path to an existing BEIR folder is accepted wherever a name is.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DatasetNotAvailableError, UnknownNameError
+from ..fileio import file_lock, make_temp_dir, sweep_stale_temps
 from ..settings import data_home, source_mirror
 from .dataset import META_FILE, Dataset, write_meta
 
@@ -78,8 +79,8 @@ def _find_source(spec: DatasetSpec) -> Path:
             f"dataset {spec.name!r}: no copy in the source mirror ({mirror}) and no download available; "
             f"set UTILABEL_SOURCE_MIRROR to a folder containing {spec.mirror_dir}/"
         )
-    downloads.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=downloads.parent, prefix=f".{spec.name}."))
+    sweep_stale_temps(downloads.parent)
+    tmp = make_temp_dir(downloads.parent, spec.name)
     try:
         spec.download(tmp)
         (tmp / ".complete").touch()
@@ -98,18 +99,21 @@ def prepare_dataset(name: str, force: bool = False) -> Path:
     out = prepared_path(name)
     if (out / META_FILE).exists() and not force:
         return out
-    source = _find_source(spec)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{name}."))
-    try:
-        meta = spec.prepare(source, tmp)
-        write_meta(tmp, name=name, description=spec.description, source=str(source), **meta)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with file_lock(out.parent / f".{name}.lock"):
+        if (out / META_FILE).exists() and not force:  # another process prepared it while we waited
+            return out
+        source = _find_source(spec)
+        sweep_stale_temps(out.parent)
+        tmp = make_temp_dir(out.parent, name)
+        try:
+            meta = spec.prepare(source, tmp)
+            write_meta(tmp, name=name, description=spec.description, source=str(source), **meta)
+            if out.exists():
+                shutil.rmtree(out)
+            tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out
 
 

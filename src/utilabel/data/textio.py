@@ -55,3 +55,18 @@ def read_pairs(path: str | Path, parse: Callable[[int, str], tuple[str, str, V] 
     if n == 0:
         raise DataFormatError(path, None, "file is empty")
     return table
+
+
+def read_yaml(path: str | Path):
+    """Parse a YAML file; a syntax error or bad UTF-8 raises :class:`DataFormatError` naming the line."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataFormatError(path, None, "not valid UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DataFormatError(path, mark.line + 1 if mark else None, f"YAML syntax error: {problem}") from None

@@ -7,6 +7,7 @@ atomic and orders each query's documents by descending score (ties by doc id) wi
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import DataFormatError
@@ -45,9 +46,12 @@ def read_trec_run(path: str | Path) -> Run:
         qid, _, did, rank, score, _ = parts
         try:
             int(rank)
-            return qid, did, float(score)
+            value = float(score)
         except ValueError:
             raise DataFormatError(path, lineno, f"rank {rank!r} or score {score!r} is not a number") from None
+        if not math.isfinite(value):
+            raise DataFormatError(path, lineno, f"score {score!r} is not a finite number")
+        return qid, did, value
 
     return read_pairs(path, parse, duplicate="duplicate doc {did!r} for query {qid!r}")
 

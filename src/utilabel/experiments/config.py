@@ -19,12 +19,13 @@ compute budget; identical models (same labels, loss, seed, settings) are trained
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..data.textio import read_yaml
 from ..errors import ConfigError
 from ..labels import LABEL_FIELDS, parse_rule
 from ..retrieve.dense import DenseConfig
@@ -234,7 +235,7 @@ class ExperimentConfig:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"experiment config {path} not found")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         return cls.from_dict(data)
@@ -257,8 +258,11 @@ def _build(cls, data: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid: {', '.join(sorted(known))}")
     kwargs = {}
+    hints = typing.get_type_hints(cls)
     for key, value in data.items():
         nested = _NESTED.get(key) if cls is ExperimentConfig else None
+        if not nested and not _is_a(value, hints[key]):
+            raise ConfigError(f"{where}.{key}: expected {_type_name(hints[key])}, got {value!r}")
         if nested and value is not None:
             kind, sub = nested
             if kind is list:
@@ -273,3 +277,36 @@ def _build(cls, data: dict, where: str):
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _is_a(value, hint) -> bool:
+    """Whether a YAML value fits a field's type hint (ints count as floats; bools are not numbers)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, a) for a in args)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_is_a(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint) -> str:
+    """``int | None`` → "an integer or null", ``list[float]`` → "a list of numbers"."""
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is list:
+        return "a list of " + _type_name(args[0]).removeprefix("an ").removeprefix("a ") + "s"
+    if origin is dict:
+        return "a mapping"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))

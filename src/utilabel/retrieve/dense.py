@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, UnknownNameError, require
-from ..fileio import atomic_write
+from ..fileio import atomic_write, sweep_stale_temps
 from ..records import Document, Query, Run
 from ..settings import cache_dir
 from .encoder import QUANTIZE_MODES, Encoder, resolve_encoder
@@ -133,6 +133,7 @@ def encode_corpus(encoder: Encoder, corpus: Mapping[str, Document], config: Dens
         log.info("embedding cache hit: %s", folder)
         return doc_ids, np.load(final)
     folder.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(folder)
     shards = []
     starts = range(0, len(texts), config.shard_size)
     bar = _progress(len(starts), config.show_progress, "encode shards")

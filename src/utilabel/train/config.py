@@ -96,6 +96,11 @@ class TrainConfig:
             raise ConfigError(f"lr must be in (0, 1); got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1); got {self.warmup_ratio}")
+        for name in ("weight_decay", "max_grad_norm"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ConfigError(f"{name} must be a finite number ≥ 0; got {getattr(self, name)}")
+        if not 0 <= self.curriculum_switch <= 1:
+            raise ConfigError(f"curriculum_switch must be in [0, 1]; got {self.curriculum_switch}")
         if self.amp not in AMP:
             raise ConfigError(f"amp must be one of {', '.join(AMP)}; got {self.amp!r}")
         if self.grad_cache_chunk and self.amp == "fp16":
@@ -131,12 +136,12 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> TrainConfig:
-        import yaml
+        from ..data.textio import read_yaml
 
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"config file {path} not found")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a training config must be a mapping of option: value")
         return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}})

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, require
-from ..fileio import AppendLog, atomic_write
+from ..fileio import AppendLog, atomic_write, sweep_stale_temps
 from ..records import TrainingGroup
 from .config import TrainConfig
 from .data import GroupSampler, SampledGroup, TrainingData, training_data, write_chosen
@@ -163,6 +163,8 @@ def train(config: TrainConfig, groups: list[TrainingGroup] | None = None,
     total = min(sum(steps_per_epoch), config.max_steps or sum(steps_per_epoch))
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    if run.rank == 0:
+        sweep_stale_temps(out)  # a kill mid-checkpoint leaves .checkpoint.pt.PID.*.tmp
     _start(run, total, out / CHECKPOINT)
     if run.rank == 0:
         write_chosen(out / "human_queries.json", data.plan)

@@ -17,8 +17,8 @@ Options: ``n_ctx`` (context per parallel slot, tokens), ``n_parallel`` (slots de
 a shift; 0 = off), ``cache_ram_mib`` (host RAM for
 the prompt cache across slots), ``port``, ``verbosity`` (llama.cpp log level, 0 = errors only),
 ``isolated`` (run the server in a child process; ``stop()`` kills it — see :class:`LocalServer`).
-Requests always ask for ``cache_prompt``, so a shared prefix (instructions, question) is evaluated
-once per slot.
+Generation requests ask for ``cache_prompt``, so a shared prefix (instructions, question) is evaluated
+once per slot; scoring requests do not (log-probabilities must not depend on the cache state).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import threading
 import time
 import weakref
@@ -106,11 +107,13 @@ class LocalServer:
         self.options = options
         self._server = None
         self._proc = None
+        self.base_url = ""
         t0 = time.perf_counter()
-        if options.isolated:
-            self.base_url = self._start_child()
-        else:
-            self.base_url = self._start_here()
+        try:
+            self.base_url = self._start_child() if options.isolated else self._start_here()
+        except BaseException:  # KeyboardInterrupt included: never leave a started server behind
+            self.stop(drain_s=0.0)
+            raise
         self.port: int = int(self.base_url.rsplit(":", 1)[1])
         self.load_s = time.perf_counter() - t0
         _LIVE.add(self)
@@ -177,11 +180,18 @@ class LocalServer:
         p.cache_ram_mib = options.cache_ram_mib
         p.verbosity = options.verbosity
         p.warmup = options.warmup
+        # SIGINT is blocked while the server starts: its threads inherit the mask, so a Ctrl-C never
+        # interrupts a system call inside them (one arriving as the port opened hung the start-up for
+        # good). The constructor holds the GIL, so Python could not react earlier anyway; a Ctrl-C sent
+        # meanwhile stays pending and raises KeyboardInterrupt once ``self._server`` is set (then stopped).
         with _START_LOCK:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 self._server = xlc.Server(p)
             except Exception as exc:  # noqa: BLE001 - xllamacpp raises plain exceptions
                 raise LLMError(f"llama.cpp server failed to start with {self.model_path}: {exc}") from exc
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         address = self._server.listening_address
         if not address:
             self._server = None
@@ -192,16 +202,21 @@ class LocalServer:
     def running(self) -> bool:
         return self._server is not None or (self._proc is not None and self._proc.poll() is None)
 
-    def busy_slots(self) -> int:
-        """Slots processing a request right now (0 when the server cannot be asked)."""
+    def _slots(self) -> list | None:
+        """The server's ``/slots`` (answered by its main loop), or None when it cannot be asked."""
         import json
         import urllib.request
 
+        url = self.base_url or (self._server.listening_address.rstrip("/") if self._server is not None else "")
         try:
-            with urllib.request.urlopen(self.base_url + "/slots", timeout=2) as resp:
-                return sum(bool(slot.get("is_processing")) for slot in json.load(resp))
+            with urllib.request.urlopen(url + "/slots", timeout=2) as resp:
+                return json.load(resp)
         except (OSError, ValueError):
-            return 0
+            return None
+
+    def busy_slots(self) -> int:
+        """Slots processing a request right now (0 when the server cannot be asked)."""
+        return sum(bool(slot.get("is_processing")) for slot in self._slots() or [])
 
     def stop(self, drain_s: float = 30.0) -> None:
         """Stop serving and free the model (idempotent).
@@ -215,8 +230,13 @@ class LocalServer:
             return
         if getattr(self, "_server", None) is None:
             return
+        # Destroyed before its main loop runs (a Ctrl-C just after start-up), the server never stops:
+        # wait (≤ 10 s) until the loop answers /slots.
+        ready_by = time.monotonic() + 10.0
+        while self._slots() is None and time.monotonic() < ready_by:
+            time.sleep(0.02)
         deadline = time.monotonic() + drain_s
-        while self.busy_slots() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.busy_slots():
             time.sleep(0.05)
         server, self._server = self._server, None
         del server  # the C++ destructor stops the HTTP thread and the main loop

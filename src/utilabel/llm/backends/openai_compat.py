@@ -22,6 +22,7 @@ Requests go out with ``httpx`` from one background event loop owned by the backe
   (``{"type": "json_schema", ...}``, understood by OpenAI, vLLM, SGLang, llama.cpp);
   ``ChatRequest.grammar`` (GBNF) goes in the body field ``grammar_field`` (``grammar`` for llama.cpp;
   set ``"guided_grammar"`` for older vLLM).
+* **Model** — without ``model`` the first server's ``GET /models`` names it (so judgments record it).
 * **API key** — read from the environment only (``$OPENAI_API_KEY`` or the variable named by
   ``api_key_env``), never passed as an option, never logged.
 * **Scoring** (:meth:`logprob`, :meth:`token_logprobs`) needs llama.cpp's native endpoints
@@ -164,6 +165,23 @@ class OpenAICompatBackend(LLMBackend):
         self._sem: asyncio.Semaphore | None = None
         self._llamacpp: bool | None = None  # whether the native scoring endpoints exist (probed once)
         self._token_cache: dict[tuple[str, str], list[int]] = {}
+        self._score_locks: dict[str, asyncio.Lock] = {}  # one scoring request at a time per server
+        if not self.model:
+            self.model = self._served_model()
+
+    def _served_model(self) -> str:
+        """The model id the first server reports on ``GET /models`` ("" when it does not answer), so that
+        judgments name the real model when none was given."""
+        import httpx
+
+        for _ in range(3):  # a flaky server gets a few tries; the model name is only a label
+            try:
+                resp = httpx.get(self.base_urls[0] + "/models", headers=self._headers(), timeout=min(10.0, self.timeout_s))
+                return str(resp.json()["data"][0]["id"])
+            except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+                continue
+        log.warning("%s did not name its model (GET /models); pass model=... to record it", self.base_urls[0])
+        return ""
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -323,6 +341,20 @@ class OpenAICompatBackend(LLMBackend):
         return results
 
     # ------------------------------------------------------------------ scoring (llama.cpp server)
+    async def _score(self, body: dict, url: str) -> list[dict]:
+        """One scoring ``/completion`` on ``url``: its per-token log-probabilities.
+
+        Log-probabilities must not depend on what else the server is doing. llama.cpp's numbers do: a
+        prompt prefix reused from its cache was evaluated in other batch splits, and a request decoded in
+        one batch with another slot's tokens takes other kernels (on SmolLM2 both moved log-odds by up to
+        0.3). So scoring requests turn the prompt cache off and run one at a time per server (this
+        backend's chat requests may still share a batch with them; score with ``--workers 1`` or on a
+        server of your own when that matters).
+        """
+        lock = self._score_locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            return _completion_probs(await self._native("/completion", {**body, "cache_prompt": False}, url))
+
     async def _native(self, path: str, body: dict, url: str) -> dict:
         try:
             data = await self._post(path, body, native=True, url=url)
@@ -362,11 +394,13 @@ class OpenAICompatBackend(LLMBackend):
            own tokenization the sum of their log-probs is the answer;
         2. otherwise (the grammar let the model spell the string with other tokens) — one request per
            token, prompt = template + the previous continuation tokens, the next token forced with a
-           logit bias; the server's prompt cache makes each request evaluate one new token.
+           logit bias.
+
+        Every ``/completion`` goes through :meth:`_score`, so the numbers depend on the inputs only.
         """
         if not continuation:
             return 0.0
-        url = self._next_url()  # one server for the whole scoring: its prompt cache holds the prefix
+        url = self._next_url()  # one server for the whole scoring: template and token ids come from it
         try:
             prompt, (cont,) = await self._prompt_and_ids(messages, [continuation], url)
         except UnsupportedEndpointError:
@@ -374,19 +408,17 @@ class OpenAICompatBackend(LLMBackend):
             raise
         if not cont:
             return 0.0
-        base = {"n_probs": 1, "temperature": 0.0, "cache_prompt": True, "post_sampling_probs": False}
+        base = {"n_probs": 1, "temperature": 0.0, "post_sampling_probs": False}
         if not per_token:
-            data = await self._native("/completion", {**base, "prompt": prompt, "n_predict": len(cont),
-                                                      "grammar": "root ::= " + gbnf_literal(continuation)}, url)
-            probs = _completion_probs(data)
+            probs = await self._score({**base, "prompt": prompt, "n_predict": len(cont),
+                                       "grammar": "root ::= " + gbnf_literal(continuation)}, url)
             if [p["id"] for p in probs] == cont:
                 return float(sum(p["logprob"] for p in probs))
             log.debug("grammar-forced tokens %s differ from %s; scoring token by token", [p["id"] for p in probs], cont)
         total = 0.0
         for i, tok in enumerate(cont):
-            data = await self._native("/completion", {**base, "prompt": [prompt, *cont[:i]], "n_predict": 1,
-                                                      "logit_bias": [[tok, FORCE_BIAS]]}, url)
-            (p,) = _completion_probs(data)[:1]
+            (p,) = (await self._score({**base, "prompt": [prompt, *cont[:i]], "n_predict": 1,
+                                       "logit_bias": [[tok, FORCE_BIAS]]}, url))[:1]
             if p["id"] != tok:
                 raise LLMError(f"server did not honour the forced token {tok} (got {p['id']})")
             total += float(p["logprob"])
@@ -404,18 +436,15 @@ class OpenAICompatBackend(LLMBackend):
         for c, i in zip(candidates, ids):
             if not i:
                 raise ConfigError(f"candidate {c!r} has no tokens")
-        base = {"temperature": 0.0, "cache_prompt": True, "post_sampling_probs": False, "prompt": prompt,
-                "n_predict": 1}
-        data = await self._native("/completion", {**base, "n_probs": self.top_logprobs}, url)
-        first = _completion_probs(data)[0]
+        base = {"temperature": 0.0, "post_sampling_probs": False, "prompt": prompt, "n_predict": 1}
+        first = (await self._score({**base, "n_probs": self.top_logprobs}, url))[0]
         top = {t["id"]: float(t["logprob"]) for t in first.get("top_logprobs", [])}
         top.setdefault(first["id"], float(first["logprob"]))
         out = {}
         for c, i in zip(candidates, ids):
             if i[0] not in top:
-                forced = await self._native("/completion", {**base, "n_probs": 1,
-                                                            "logit_bias": [[i[0], FORCE_BIAS]]}, url)
-                top[i[0]] = float(_completion_probs(forced)[0]["logprob"])
+                forced = await self._score({**base, "n_probs": 1, "logit_bias": [[i[0], FORCE_BIAS]]}, url)
+                top[i[0]] = float(forced[0]["logprob"])
             out[c] = top[i[0]]
         return out
 
