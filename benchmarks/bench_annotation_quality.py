@@ -62,7 +62,13 @@ class ReplayOnly:
         self.model = model
 
     def __getattr__(self, name):
-        raise SystemExit(f"a replayed variant needed a new call ({name}); run its source variant first")
+        if name.startswith("_") or name not in ("chat", "chat_many", "logprob", "logprob_many", "token_logprobs",
+                                                "token_logprobs_many"):
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            raise SystemExit(f"a replayed variant needed a new call ({name}); run its source variant first")
+        return call
 
 
 def variant_config(name: str, task: str) -> tuple[dict, str | None]:
