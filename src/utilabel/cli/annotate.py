@@ -145,8 +145,6 @@ def _candidates(args, dataset):
     from ..records import CandidateGroup
     from ..retrieve.bm25 import bm25_candidates
 
-    if args.k < 1:
-        raise ConfigError(f"--k must be ≥ 1, got {args.k}")
     if args.candidates:
         groups = read_candidates(args.candidates, dataset.corpus)
         if args.limit is not None:
