@@ -196,13 +196,40 @@ def judgment_labels(judgments: Iterable[Judgment], rule: LabelRule | str = DEFAU
                     weights: str = "binary", field: str | None = None) -> Labels:
     """Training labels: per query, the rule's positives get weight 1.0 (``binary``) or their value
     (``soft``, at least a tiny positive), every other labelled candidate 0.0."""
+    return ranked_labels(ranked_values(judgments, field), rule, weights)
+
+
+def ranked_labels(ranked: Mapping[str, Sequence[tuple[str, float]]], rule: LabelRule | str = DEFAULT_RULE,
+                  weights: str = "binary") -> Labels:
+    """:func:`judgment_labels` of per-query ``(doc_id, value)`` lists, best first."""
     if weights not in ("binary", "soft"):
         raise ConfigError(f"weights must be 'binary' or 'soft', got {weights!r}")
     rule = parse_rule(rule)
     out: Labels = {}
-    for qid, ranked in ranked_values(judgments, field).items():
-        pos = rule.select(ranked)
-        out[qid] = {d: ((1.0 if weights == "binary" else max(v, 1e-6)) if d in pos else 0.0) for d, v in ranked}
+    for qid, items in ranked.items():
+        pos = rule.select(items)
+        out[qid] = {d: ((1.0 if weights == "binary" else max(v, 1e-6)) if d in pos else 0.0) for d, v in items}
+    return out
+
+
+def rule_margins(ranked: Mapping[str, Sequence[tuple[str, float]]], rule: LabelRule | str) -> dict[str, float]:
+    """Per query, how clearly ``rule`` separates its positives from the other candidates: the
+    weakest positive's value minus the strongest negative's, both as log-odds (values clipped to
+    [1e-4, 1 - 1e-4]). Small or negative = uncertain; a query where the rule selects no candidate
+    or every candidate gets 0.0. The order in which a human budget goes to the least certain
+    LLM-labelled queries (:func:`utilabel.train.data.uncertain_order`)."""
+    rule = parse_rule(rule)
+
+    def logit(v: float) -> float:
+        v = min(max(v, 1e-4), 1.0 - 1e-4)
+        return math.log(v / (1.0 - v))
+
+    out = {}
+    for qid, items in ranked.items():
+        pos = rule.select(items)
+        pos_vals = [v for d, v in items if d in pos]
+        neg_vals = [v for d, v in items if d not in pos]
+        out[qid] = logit(min(pos_vals)) - logit(max(neg_vals)) if pos_vals and neg_vals else 0.0
     return out
 
 

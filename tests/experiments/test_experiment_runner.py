@@ -82,3 +82,42 @@ def test_missing_judgments_are_reported_not_fatal(tmp_path, tiny_squad):
     rows = [s.row for s in runner.plan()]
     assert rows == ["human/disj"]
     assert any("judgments file" in n and "not found" in n for n in runner.notes)
+
+
+def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
+    """The free control labels BM25's top hit; the 20 % human budget goes to the smallest LLM margins
+    under ``uncertain`` and to a seeded random draw under ``random``, as separate rows."""
+    from utilabel.data.registry import load_dataset
+
+    sf = load_dataset("scifact")
+    qids = list(sf.qrels("train"))[:10]
+    judgments = tmp_path / "run" / "judgments.jsonl"
+    judgments.parent.mkdir()
+    (judgments.parent / "config.json").write_text(json.dumps({"config": {"label_rule": "top1"}}))
+    cfg = ExperimentConfig.from_dict({
+        "name": "t", "out": str(tmp_path / "exp"),
+        "sources": [{"name": "human", "kind": "human"}, {"name": "llm", "path": str(judgments)},
+                    {"name": "bm25-top1", "kind": "first_stage"}],
+        "datasets": [{"name": "scifact"}],
+        "studies": [{"name": "main", "sources": ["human", "bm25-top1"], "losses": ["disj"]},
+                    {"name": "mix", "kind": "ratio", "llm_source": "llm", "human_ratios": [0.2],
+                     "human_choice": ["uncertain", "random"], "losses": ["disj"]}]})
+    runner = ExperimentRunner(cfg)
+    cands = runner.candidates()
+    with open(judgments, "w") as fh:  # the LLM's top choice is BM25's 2nd hit; margin grows with the query index
+        for i, q in enumerate(qids):
+            for r, d in enumerate(cands[q][:3]):
+                u = 0.5 + 0.04 * i if r == 1 else 0.5
+                fh.write(json.dumps({"query_id": q, "doc_id": d, "method": "pointwise", "utility": u}) + "\n")
+    specs = runner.plan()
+    assert [s.row for s in specs] == ["human/disj", "bm25-top1/disj", "human ratio 0.2 (uncertain)/disj",
+                                      "human ratio 0.2 (random)/disj"]
+    bm25 = runner.source_labels("bm25-top1", qids)
+    assert all({d for d, w in bm25[q].items() if w > 0} == {cands[q][0]} for q in qids)
+    assert specs[0].label_stats["queries"] == 10 and "kappa" in specs[1].label_stats
+    # uncertain: every query with a positive looks alike to the label-based uncertainty, so the two
+    # smallest margins (queries 1 and 2) get human labels; query 0 has no positive, a surer class
+    mixed = [json.loads(x) for x in specs[2].labels_path.read_text().splitlines()]
+    human_q = {r["query_id"] for r in mixed if r["utility"] == 1.0}  # LLM weights here are < 1
+    assert human_q == {qids[1], qids[2]}
+    assert specs[2].key != specs[3].key

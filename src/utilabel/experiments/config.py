@@ -10,7 +10,9 @@ defaults :data:`TRAIN_DEFAULTS` / :data:`DENSE_DEFAULTS`. Each study expands int
 * ``labels`` — every label source × loss × seed (the paper's main table);
 * ``noise`` — human labels plus false positives drawn from BM25 candidates at each noise rate × loss × seed;
 * ``ratio`` — per query, human labels for a fraction ``human_ratio`` of the queries and labels of
-  ``llm_source`` for the rest, × loss × seed (the human-ratio curve).
+  ``llm_source`` for the rest, × loss × seed (the human-ratio curve); ``human_choice`` picks those
+  queries at ``random`` and/or by LLM ``uncertain``-ty (smallest label margin first, see
+  :func:`utilabel.labels.rule_margins`).
 
 Studies run in the order given, so the cheapest, most important results land first in a tight
 compute budget; identical models (same labels, loss, seed, settings) are trained once.
@@ -32,6 +34,9 @@ from ..retrieve.dense import DenseConfig
 from ..train.config import TrainConfig
 
 STUDY_KINDS = ("labels", "noise", "ratio")
+SOURCE_KINDS = ("human", "judgments", "first_stage")
+#: how a ratio study chooses the human-labelled queries: at random, or the least certain LLM queries first
+HUMAN_CHOICES = ("random", "uncertain")
 #: the grid's training defaults (small models on a CPU), over TrainConfig's own
 TRAIN_DEFAULTS = {"epochs": 1, "group_size": 4, "query_max_len": 32, "passage_max_len": 128}
 #: the grid's encoding defaults for evaluation, over DenseConfig's own
@@ -51,7 +56,9 @@ def _check_range(owner: str, name: str, value, lo, hi) -> None:
 
 @dataclass
 class LabelSource:
-    """A label source: ``human`` (qrels of the training split) or a judgments JSONL file.
+    """A label source: ``human`` (qrels of the training split), a judgments JSONL file, or
+    ``first_stage``: the free control where the first-stage (BM25) ranking is the judge — its
+    candidates ranked by BM25 go through ``rule`` (default ``top1``: "BM25's top hit is the positive").
 
     ``label``: which judgment field becomes the training label (``utility`` — e.g. utility
     selection — or ``relevance`` — the relevance-selection step of the same run); ``method``:
@@ -69,8 +76,9 @@ class LabelSource:
     def __post_init__(self):
         if self.rule is not None:
             self.rule = parse_rule(self.rule).spec
-        if self.kind not in ("human", "judgments"):
-            raise ConfigError(f"label source {self.name!r}: kind must be 'human' or 'judgments', got {self.kind!r}")
+        if self.kind not in SOURCE_KINDS:
+            raise ConfigError(f"label source {self.name!r}: kind must be one of {', '.join(SOURCE_KINDS)}, "
+                              f"got {self.kind!r}")
         if self.kind == "judgments" and not self.path:
             raise ConfigError(f"label source {self.name!r}: a judgments source needs 'path'")
         if self.label not in LABEL_FIELDS:
@@ -124,6 +132,7 @@ class Study:
     seeds: list[int] = field(default_factory=lambda: [0])
     noise_rates: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6])
     human_ratios: list[float] = field(default_factory=lambda: [0.0, 0.2, 1.0])
+    human_choice: list[str] = field(default_factory=lambda: ["random"])
     llm_source: str | None = None
     datasets: list[str] | None = None
     train_queries: str | int = "annotated"
@@ -145,11 +154,35 @@ class Study:
             _check_range(f"study {self.name}", "noise_rates", r, 0.0, 0.95)
         for r in self.human_ratios:
             _check_range(f"study {self.name}", "human_ratios", r, 0.0, 1.0)
+        bad = [x for x in self.human_choice if x not in HUMAN_CHOICES]
+        if bad or not self.human_choice:
+            raise ConfigError(f"study {self.name!r}: human_choice must be a non-empty list of {', '.join(HUMAN_CHOICES)}")
         if self.kind == "ratio" and not self.llm_source:
             raise ConfigError(f"study {self.name!r}: a ratio study needs llm_source")
         if not (self.train_queries in ("annotated", "all") or (isinstance(self.train_queries, int)
                                                                 and self.train_queries > 0)):
             raise ConfigError(f"study {self.name!r}: train_queries must be 'annotated', 'all' or a positive number")
+
+
+COMPARISON_KINDS = ("superiority", "equivalence")
+
+
+@dataclass
+class Comparison:
+    """A paired comparison the report tests (:mod:`utilabel.experiments.stats`): row ``a`` against
+    row ``b`` (row names as in the report, e.g. ``llm/disj``, ``base``) on ``datasets`` (None =
+    every dataset both rows have); ``kind``: does a beat b (``superiority``) or is it within the
+    grid's ``equivalence_margin`` of b (``equivalence``); ``claim``: the id of the claim it tests."""
+
+    a: str
+    b: str
+    datasets: list[str] | None = None
+    kind: str = "superiority"
+    claim: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in COMPARISON_KINDS:
+            raise ConfigError(f"comparison {self.a} vs {self.b}: kind must be one of {', '.join(COMPARISON_KINDS)}")
 
 
 @dataclass
@@ -169,6 +202,9 @@ class ExperimentConfig:
     reference_rows: bool = True
     main_metric: str = "nDCG@10"
     sample_seed: int = 13
+    claims: dict[str, str] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
+    equivalence_margin: float = 0.02
 
     def __post_init__(self):
         names = [s.name for s in self.sources]
@@ -184,6 +220,13 @@ class ExperimentConfig:
                     raise ConfigError(f"study {study.name!r}: dataset {d!r} is not among the eval datasets "
                                       f"({', '.join(ds_names)})")
 
+        for c in self.comparisons:
+            if c.claim is not None and c.claim not in self.claims:
+                raise ConfigError(f"comparison {c.a} vs {c.b}: unknown claim {c.claim!r}; valid: {', '.join(self.claims)}")
+            for d in c.datasets or []:
+                if d not in ds_names:
+                    raise ConfigError(f"comparison {c.a} vs {c.b}: dataset {d!r} is not among the eval datasets")
+        _check_range("experiment", "equivalence_margin", self.equivalence_margin, 0.0, 1.0)
         set_by_runner = sorted(set(self.train) & set(RUNNER_OPTIONS))
         if set_by_runner:
             raise ConfigError(f"train.{set_by_runner[0]} is set per model by the runner; remove it")
@@ -246,7 +289,7 @@ class ExperimentConfig:
 
 _NESTED = {
     "sources": (list, LabelSource), "datasets": (list, EvalDataset), "studies": (list, Study),
-    "rag": (None, RAGSettings),
+    "rag": (None, RAGSettings), "comparisons": (list, Comparison),
 }
 
 

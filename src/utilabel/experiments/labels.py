@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..fileio import atomic_write
-from ..labels import Labels
+from ..labels import Agreement, Labels
 from ..train.data import rng_for
 
 
@@ -51,11 +51,21 @@ def restrict(labels: Labels, query_ids: Sequence[str]) -> Labels:
     return {q: v for q, v in labels.items() if q in keep}
 
 
-def label_stats(labels: Labels) -> dict[str, float]:
-    """Queries, queries with ≥ 1 positive, and mean positives per query."""
+def label_stats(labels: Labels, human: Labels | None = None,
+                candidates: Mapping[str, Sequence[str]] | None = None, depth: int = 10) -> dict[str, float]:
+    """Queries, queries with ≥ 1 positive, mean positives per query; with ``human`` labels and
+    first-stage ``candidates``, the agreement with the human labels over each query's top-``depth``
+    candidates (precision, recall, F1, Cohen's kappa; unjudged candidates count as human negatives)."""
     pos = [sum(1 for w in v.values() if w > 0) for v in labels.values()]
-    return {"queries": len(labels), "queries_with_positive": sum(1 for p in pos if p),
-            "mean_positives": (sum(pos) / len(pos)) if pos else 0.0}
+    stats = {"queries": len(labels), "queries_with_positive": sum(1 for p in pos if p),
+             "mean_positives": (sum(pos) / len(pos)) if pos else 0.0}
+    if human is not None and candidates is not None:
+        a = Agreement()
+        for qid, docs in labels.items():
+            for d in list(candidates.get(qid, []))[:depth]:
+                a.add(docs.get(d, 0.0) > 0, human.get(qid, {}).get(d, 0.0) > 0)
+        stats.update(precision=a.precision, recall=a.recall, f1=a.f1, kappa=a.kappa)
+    return stats
 
 
 def write_labels(folder: str | Path, labels: Labels, method: str) -> Path:

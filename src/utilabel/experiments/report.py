@@ -125,6 +125,8 @@ def write_report(config: ExperimentConfig, notes: list[str] | None = None, path:
     if notes:
         lines += ["", "**Notes from the run:**", ""] + [f"- {n}" for n in notes]
 
+    lines += _claims_sections(config, records, ret, metric)
+
     seeds = sorted({r["seed"] for r in records if r.get("study") != "reference"})
     lines += ["", f"## Retrieval: human vs LLM labels ({metric})", "",
               "Trained on " + f"{config.train_dataset}/{config.train_split}; "
@@ -173,6 +175,7 @@ def write_report(config: ExperimentConfig, notes: list[str] | None = None, path:
             _plot(png, series, xlabel, metric, f"{title}: {d} ({'in-domain' if d == config.train_dataset else 'out-of-domain'})")
             lines += ["", f"![{title} on {d}]({png.relative_to(report.parent).as_posix()})"]
 
+    lines += _label_quality(config, records, ret, metric, plot_dir, report.parent)
     lines += ["", "## Settings", "", "```json", json.dumps(_settings(config), indent=1), "```", ""]
     with atomic_write(report) as fh:
         fh.write("\n".join(lines))
@@ -233,3 +236,139 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
             lines.append(f"  - {s}: {st['queries']} {config.train_dataset}/{config.train_split} queries, "
                          f"{st['queries_with_positive']} with ≥ 1 positive, {st['mean_positives']:.2f} positives/query")
     return lines
+
+
+def per_query_values(records: list[dict], row: str, dataset: str) -> dict[str, float]:
+    """A row's per-query main-metric values on a dataset, averaged over its seeds (queries every
+    seed has; the last record of each seed wins)."""
+    by_seed: dict[int, dict[str, float]] = {}
+    for r in records:
+        if r.get("kind") == "retrieval" and r["row"] == row and r["dataset"] == dataset and r.get("per_query"):
+            by_seed[r["seed"]] = r["per_query"]
+    if not by_seed:
+        return {}
+    common = set.intersection(*(set(v) for v in by_seed.values()))
+    return {q: statistics.fmean(v[q] for v in by_seed.values()) for q in sorted(common)}
+
+
+def _n_seeds(records: list[dict], row: str, dataset: str) -> int:
+    return len({r["seed"] for r in records if r.get("kind") == "retrieval" and r["row"] == row
+                and r["dataset"] == dataset})
+
+
+def comparison_results(config: ExperimentConfig, records: list[dict]) -> list[tuple]:
+    """``(comparison, dataset, Paired | None, verdict)`` for every comparison × dataset of the config."""
+    from .stats import paired, verdict
+
+    have = defaultdict(set)
+    for r in records:
+        if r.get("kind") == "retrieval":
+            have[r["row"]].add(r["dataset"])
+    out = []
+    for c in config.comparisons:
+        datasets = c.datasets or [d.name for d in config.datasets if d.name in have[c.a] & have[c.b]]
+        for d in datasets:
+            res = paired(c.a, c.b, d, per_query_values(records, c.a, d), per_query_values(records, c.b, d))
+            out.append((c, d, res, verdict(res, c.kind, config.equivalence_margin)))
+    return out
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _claims_sections(config: ExperimentConfig, records: list[dict], ret, metric: str) -> list[str]:
+    if not config.comparisons:
+        return []
+    from .stats import claim_verdict
+
+    results = comparison_results(config, records)
+    lines = []
+    if config.claims:
+        lines += ["", "## Claims", "",
+                  f"Each claim rests on the paired comparisons listed with it ({metric}, a − b over the test queries; "
+                  f"rows with several seeds are averaged per query). A comparison *supports* its claim when the "
+                  f"difference is significant in the claimed direction (paired t-test, p < 0.05) — or, for an "
+                  f"equivalence claim, when the 95 % interval of the difference lies within ± "
+                  f"{config.equivalence_margin:g}; it *contradicts* it when significant the other way (or the interval "
+                  "lies wholly outside the margin). A claim *holds* when at least half of its comparisons support it "
+                  "and none contradicts, *does not hold* in the mirror case, and is *inconclusive at this scale* "
+                  "otherwise.", "",
+                  "| claim | comparisons (Δ = a − b, p) | verdict |", "|---|---|---|"]
+        for cid, text in config.claims.items():
+            mine = [(c, d, res, v) for c, d, res, v in results if c.claim == cid]
+            parts = [f"{c.a} vs {c.b} on {d}: " + (f"Δ {res.diff:+.3f}, p {_p(res.p)} ({v})" if res else "not run")
+                     for c, d, res, v in mine]
+            lines.append(f"| ({cid}) {text} | " + "<br>".join(parts or ["none"]) + f" | **{claim_verdict([v for *_, v in mine])}** |")
+    lines += ["", f"## Significance ({metric})", "",
+              "Paired over the queries both rows have; seeds averaged per query. Δ with its 95 % confidence interval; "
+              "p: paired t-test, p (rand): paired randomisation test (10,000 sign flips); d: Cohen's d of the paired "
+              "differences; MDE: the difference this many queries detects with 80 % power at α = 0.05 (two-sided), "
+              "given the observed spread of the differences.", "",
+              "| a | b | dataset | queries | seeds a/b | a | b | Δ [95 % CI] | p | p (rand) | d | MDE | claim | verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c, d, res, v in results:
+        seeds = f"{_n_seeds(records, c.a, d)}/{_n_seeds(records, c.b, d)}"
+        if res is None:
+            lines.append(f"| {c.a} | {c.b} | {d} | – | {seeds} | – | – | – | – | – | – | – | {c.claim or ''} | not run |")
+            continue
+        lines.append(f"| {c.a} | {c.b} | {d} | {res.n} | {seeds} | {res.mean_a:.3f} | {res.mean_b:.3f} | "
+                     f"{res.diff:+.3f} [{res.ci_low:+.3f}, {res.ci_high:+.3f}] | {_p(res.p)} | {_p(res.p_rand)} | "
+                     f"{res.d:+.2f} | {res.mde:.3f} | {c.claim or ''} | {v} |")
+    return lines
+
+
+def _label_quality(config: ExperimentConfig, records: list[dict], ret, metric: str, plot_dir: Path,
+                   report_dir: Path) -> list[str]:
+    """Label agreement with the human labels next to the in-domain metric they gave, per training row."""
+    stats_of: dict[str, dict] = {}
+    for r in records:
+        st = r.get("label_stats") or {}
+        if r.get("kind") == "retrieval" and "kappa" in st:
+            stats_of.setdefault(r["row"], st)
+    ds = config.train_dataset
+    rows = [row for row in stats_of if ret.get((row, ds), {}).get(metric)]
+    if not rows:
+        return []
+    lines = ["", f"## Label quality vs retriever quality ({ds}, {metric})", "",
+             "Agreement of each row's training labels with the human labels of the same queries, over every "
+             "query's BM25 top-10 candidates (unjudged = negative; human positives outside the top 10 are not "
+             f"counted, so the human row's own recall is below 1 only by that count), next to the {ds} test "
+             f"{metric} the labels gave (mean ± std over seeds).", "",
+             "| row | positives/query | precision | recall | F1 | κ | " + metric + " |", "|---|---|---|---|---|---|---|"]
+    pts = []
+    for row in sorted(rows, key=lambda x: -stats_of[x]["kappa"]):
+        st = stats_of[row]
+        vals = ret[(row, ds)][metric]
+        lines.append(f"| {row} | {st['mean_positives']:.2f} | {st['precision']:.3f} | {st['recall']:.3f} | "
+                     f"{st['f1']:.3f} | {st['kappa']:.3f} | {_cell(vals)} |")
+        pts.append((st["kappa"], statistics.mean(vals), row))
+    if len(pts) >= 3:
+        from scipy.stats import spearmanr
+
+        rho = spearmanr([p[0] for p in pts], [p[1] for p in pts])
+        lines += ["", f"Spearman correlation of κ and {metric} over these {len(pts)} rows: "
+                      f"ρ = {rho.statistic:+.2f} (p {_p(float(rho.pvalue))})."]
+        png = plot_dir / "label-quality.png"
+        _scatter(png, pts, "κ of the training labels with human labels", f"{ds} {metric}")
+        lines += ["", f"![label quality vs {metric}]({png.relative_to(report_dir).as_posix()})"]
+    return lines
+
+
+def _scatter(path: Path, pts: list[tuple[float, float, str]], xlabel: str, ylabel: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    for x, y, label in pts:
+        ax.scatter([x], [y], s=18)
+        ax.annotate(label, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

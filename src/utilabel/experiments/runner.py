@@ -34,7 +34,7 @@ from ..annotate.labels import read_judgments
 from ..data.trec import write_trec_run
 from ..errors import ConfigError
 from ..fileio import AppendLog, atomic_write
-from ..labels import Labels, judgment_labels, run_label_rule
+from ..labels import Labels, ranked_labels, ranked_values, rule_margins, run_label_rule
 from ..records import Judgment
 from ..train.data import human_labels, plan_labels, rng_for
 from . import labels as L
@@ -164,13 +164,35 @@ class ExperimentRunner:
         src = self.config.source(name)
         if src.kind == "human":
             return L.restrict(human_labels(self.dataset(self.config.train_dataset), self.config.train_split), query_ids)
+        ranked = self._ranked(name)
+        if ranked is None:
+            return None
+        return L.restrict(ranked_labels(ranked, self._rule(name), "soft"), query_ids)
+
+    def _rule(self, name: str) -> str:
+        src = self.config.source(name)
+        return src.rule or ("top1" if src.kind == "first_stage" else run_label_rule(Path(src.path).parent))
+
+    def _ranked(self, name: str) -> dict[str, list[tuple[str, float]]] | None:
+        """Per query, ``(doc_id, value)`` best first: the judgments' values (:func:`ranked_values`),
+        or for a ``first_stage`` source the BM25 candidates, valued by rank (1, 0.9, …)."""
+        src = self.config.source(name)
+        if src.kind == "first_stage":
+            return {q: [(d, 1.0 - i / len(docs)) for i, d in enumerate(docs)] for q, docs in self.candidates().items()}
         judgments = self._judgments(name)
         if judgments is None:
             self._note(f"label source {name!r}: judgments file {src.path} not found; its rows are skipped")
             return None
-        judgments = [j for j in judgments if src.method in (None, j.method)]
-        rule = src.rule or run_label_rule(Path(src.path).parent)
-        return L.restrict(judgment_labels(judgments, rule, "soft", src.label), query_ids)
+        return ranked_values([j for j in judgments if src.method in (None, j.method)], src.label)
+
+    def source_margins(self, name: str) -> dict[str, float]:
+        """How certain each query's labels of a source are (:func:`utilabel.labels.rule_margins`)."""
+        return rule_margins(self._ranked(name) or {}, self._rule(name))
+
+    def _stats(self, labels: Labels) -> dict:
+        """Label statistics plus agreement with the human labels over the BM25 top-10 candidates."""
+        human = human_labels(self.dataset(self.config.train_dataset), self.config.train_split)
+        return L.label_stats(labels, human, self.candidates())
 
     def candidates(self, depth: int = 10) -> dict[str, list[str]]:
         from ..retrieve.bm25 import cached_candidates
@@ -212,7 +234,7 @@ class ExperimentRunner:
                     continue
                 out.append(ModelSpec(study.name, "labels", f"{name}/{loss}", loss, seed, datasets, source=name,
                                      train_queries=study.train_queries, labels_path=L.write_labels(lab_dir, labels, name),
-                                     label_stats=L.label_stats(labels)))
+                                     label_stats=self._stats(labels)))
         elif study.kind == "noise":
             human = self.source_labels(study.sources[0], qids)
             cands = self.candidates()
@@ -221,18 +243,23 @@ class ExperimentRunner:
                 method = f"{study.sources[0]}-noise{_fmt_rate(rate)}-s{seed}"
                 out.append(ModelSpec(study.name, "noise", f"noise {_fmt_rate(rate)}/{loss}", loss, seed, datasets,
                                      source=study.sources[0], noise_rate=rate, train_queries=study.train_queries,
-                                     labels_path=L.write_labels(lab_dir, noisy, method), label_stats=L.label_stats(noisy)))
+                                     labels_path=L.write_labels(lab_dir, noisy, method), label_stats=self._stats(noisy)))
         else:
             llm = self.source_labels(study.llm_source, qids)
             if llm is None:
                 return out
             human = self.source_labels(study.sources[0], qids)
-            for ratio in study.human_ratios:
-                mixed = plan_labels(human, llm, ratio, "replace", seed).labels(0)
-                method = f"{study.llm_source}-human{ratio:g}-s{seed}"
-                out.append(ModelSpec(study.name, "ratio", f"human ratio {ratio:g}/{loss}", loss, seed, datasets,
+            margins = self.source_margins(study.llm_source) if "uncertain" in study.human_choice else None
+            for ratio, choice in ((r, c) for r in study.human_ratios for c in study.human_choice):
+                if choice != study.human_choice[0] and ratio in (0.0, 1.0):
+                    continue  # all or none of the queries: the choice makes no difference
+                strategy = "uncertain" if choice == "uncertain" else "replace"
+                mixed = plan_labels(human, llm, ratio, strategy, seed, margins=margins).labels(0)
+                method = f"{study.llm_source}-human{ratio:g}-{choice}-s{seed}"
+                row = f"human ratio {ratio:g}" + (f" ({choice})" if study.human_choice != ["random"] else "")
+                out.append(ModelSpec(study.name, "ratio", f"{row}/{loss}", loss, seed, datasets,
                                      source=study.llm_source, human_ratio=ratio, train_queries=study.train_queries,
-                                     labels_path=L.write_labels(lab_dir, mixed, method), label_stats=L.label_stats(mixed)))
+                                     labels_path=L.write_labels(lab_dir, mixed, method), label_stats=self._stats(mixed)))
         for spec in out:
             spec.epochs = study.epochs
             spec.key = self.model_key(spec)
@@ -392,10 +419,12 @@ class ExperimentRunner:
             run = self._retrieve(row, model_path, ds_name)
             write_trec_run(run_path, run, tag=_slug(row))
             qrels = {q: ds.qrels(es.split)[q] for q in self.sample(ds_name)}
-            res = evaluate_run(run, qrels, measures=MEASURES, relevance_level=ds.relevance_level,
+            res = evaluate_run(run, qrels, measures=tuple(dict.fromkeys((*MEASURES, self.config.main_metric))), relevance_level=ds.relevance_level,
                                ignore_identical_ids=ds.ignore_identical_ids)
             rec = {"key": rkey, "row": row, "study": study, "seed": seed, "dataset": ds_name, "kind": "retrieval",
                    "metrics": res.mean, "n_queries": len(qrels), "n_docs": len(ds.corpus),
+                   # per-query values of the main metric: the paired significance tests of the report
+                   "per_query": {q: round(v[self.config.main_metric], 5) for q, v in sorted(res.per_query.items())},
                    "seconds": time.time() - start, "time": time.time(), "model_key": model_key,
                    **self._spec_fields(spec)}
             results.append(rec)

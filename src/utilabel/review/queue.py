@@ -19,7 +19,7 @@ from ..annotate.labels import read_judgments
 from ..errors import ConfigError
 from ..labels import judgment_value
 from ..train.config import TrainConfig
-from ..train.data import llm_labels, uncertain_order
+from ..train.data import llm_labels, llm_margins, uncertain_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,7 @@ def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str
             per_method.append(value)
     methods = sorted({j.method for j in judgments})
     max_grade = max([1, *(g for docs in dataset.qrels(split).values() for g in docs.values())])
-    order = uncertain_order(llm, sorted(llm), seed)
+    order = uncertain_order(llm, sorted(llm), seed, llm_margins(files, judgment_method, label_rule))
     size = parse_budget(budget, len(order))
     if size == 0:
         raise ConfigError(f"--budget {budget} of {len(order)} queries selects none; give a larger fraction or a count")

@@ -92,12 +92,17 @@ def uncertainty(labels: Mapping[str, float]) -> tuple[int, float]:
     return 0, 0.0
 
 
-def uncertain_order(llm: Labels, query_ids: Sequence[str], seed: int = 0) -> list[str]:
-    """``query_ids`` least certain first (:func:`uncertainty`, ties broken at random by ``seed``): the
-    order in which the ``uncertain`` strategy spends the human budget (the review page's queue)."""
+def uncertain_order(llm: Labels, query_ids: Sequence[str], seed: int = 0,
+                    margins: Mapping[str, float] | None = None) -> list[str]:
+    """``query_ids`` least certain first, ties broken at random by ``seed``: the order in which the
+    ``uncertain`` strategy spends the human budget (the review page's queue). Certainty is
+    :func:`uncertainty` of the labels; within equal uncertainty, the judgments' ``margins`` when given
+    (:func:`utilabel.labels.rule_margins`, smallest first) — what orders pointwise labels, whose
+    single soft positive per query makes every query look alike to :func:`uncertainty`."""
     rng = rng_for(seed, "human-choice")
     tiebreak = {q: rng.random() for q in query_ids}
-    return sorted(query_ids, key=lambda q: (uncertainty(llm.get(q, {})), tiebreak[q]), reverse=True)
+    margin = (lambda q: -margins.get(q, -math.inf)) if margins is not None else (lambda q: 0.0)
+    return sorted(query_ids, key=lambda q: (uncertainty(llm.get(q, {})), margin(q), tiebreak[q]), reverse=True)
 
 
 @dataclass
@@ -125,7 +130,8 @@ class LabelPlan:
 
 
 def plan_labels(human: Labels | None, llm: Labels | None, human_ratio: float | None = None,
-                strategy: str = "replace", seed: int = 0, epochs: int = 1, curriculum_switch: float = 0.5) -> LabelPlan:
+                strategy: str = "replace", seed: int = 0, epochs: int = 1, curriculum_switch: float = 0.5,
+                margins: Mapping[str, float] | None = None) -> LabelPlan:
     """Combine human and LLM labels.
 
     Only ``human``: human labels everywhere. Only ``llm``: LLM labels everywhere. Both: a fraction
@@ -136,7 +142,8 @@ def plan_labels(human: Labels | None, llm: Labels | None, human_ratio: float | N
     * ``union``: chosen queries use LLM positives ∪ human positives (max weight), the rest LLM;
     * ``curriculum``: LLM labels for every query during the first ``curriculum_switch`` of the
       epochs, then human labels of the chosen queries only;
-    * ``uncertain``: like replace, the human budget going to the least certain LLM queries.
+    * ``uncertain``: like replace, the human budget going to the least certain LLM queries
+      (``margins``: see :func:`uncertain_order`).
     """
     if human is None and llm is None:
         raise ConfigError("no label source given")
@@ -153,7 +160,7 @@ def plan_labels(human: Labels | None, llm: Labels | None, human_ratio: float | N
     eligible = [q for q in qids if q in human]
     rng = rng_for(seed, "human-choice")
     if strategy == "uncertain":
-        chosen = uncertain_order(llm, eligible, seed)[:budget]
+        chosen = uncertain_order(llm, eligible, seed, margins)[:budget]
     else:
         chosen = rng.sample(eligible, min(budget, len(eligible)))
     chosen_set = set(chosen)
@@ -320,27 +327,47 @@ def build_plan(config, dataset) -> LabelPlan:
     human_source, files = label_sources(config.labels)
     human = human_labels(dataset, config.split, human_source) if human_source else None
     llm = llm_labels(files, config.judgment_method, config.label_rule) if files else None
+    margins = llm_margins(files, config.judgment_method, config.label_rule) \
+        if files and config.mix_strategy == "uncertain" else None
     return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
-                       config.curriculum_switch)
+                       config.curriculum_switch, margins)
 
 
 def llm_labels(files: Sequence[str | Path], judgment_method: str | None = None,
                label_rule: str | None = None) -> Labels:
     """The LLM labels training reads from judgments ``files``: ``judgment_method``'s judgments (all when
     None) under ``label_rule``, by default the rule the annotation runs recorded (they must agree)."""
+    from ..labels import judgment_labels
+
+    judgments, rule = _llm_judgments(files, judgment_method, label_rule)
+    llm = judgment_labels(judgments, rule, weights="soft")
+    if not llm:
+        raise ConfigError(f"no usable judgments in {', '.join(map(str, files))}"
+                          + (f" for method {judgment_method!r}" if judgment_method else ""))
+    return llm
+
+
+def llm_margins(files: Sequence[str | Path], judgment_method: str | None = None,
+                label_rule: str | None = None) -> dict[str, float]:
+    """How clearly the label rule separates each query's positives (:func:`utilabel.labels.rule_margins`)
+    in the judgments of :func:`llm_labels`: the tie-breaker of :func:`uncertain_order`."""
+    from ..labels import ranked_values, rule_margins
+
+    judgments, rule = _llm_judgments(files, judgment_method, label_rule)
+    return rule_margins(ranked_values(judgments), rule)
+
+
+def _llm_judgments(files, judgment_method, label_rule):
+    """``judgment_method``'s judgments of ``files`` and the label rule to read them with."""
     from ..annotate.labels import read_judgments
-    from ..labels import judgment_labels, run_label_rule
+    from ..labels import run_label_rule
 
     judgments = [j for j in read_judgments(files) if judgment_method in (None, j.method)]
     rules = {run_label_rule(Path(f).parent) for f in files}
     if label_rule is None and len(rules) > 1:
         raise ConfigError(f"the annotation runs of {', '.join(map(str, files))} declare different label rules "
                           f"({', '.join(sorted(map(str, rules)))}); give one label_rule")
-    llm = judgment_labels(judgments, label_rule or rules.pop(), weights="soft")
-    if not llm:
-        raise ConfigError(f"no usable judgments in {', '.join(map(str, files))}"
-                          + (f" for method {judgment_method!r}" if judgment_method else ""))
-    return llm
+    return judgments, label_rule or rules.pop()
 
 
 def training_data(config, groups: Sequence[TrainingGroup] | None = None, texts: Mapping[str, str] | None = None,
