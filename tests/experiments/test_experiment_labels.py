@@ -60,4 +60,4 @@ def test_write_labels_is_content_addressed(tmp_path):
     assert [json.loads(x) for x in a.read_text().splitlines()] == [
         {"doc_id": "d", "method": "human", "query_id": "q", "utility": 1.0}]
     assert L.label_stats({"q": {"d": 1.0, "e": 0.0}, "r": {"f": 0.0}}) == {
-        "queries": 2, "queries_with_positive": 1, "mean_positives": 0.5}
+        "queries": 2, "queries_with_positive": 1, "mean_positives": 0.5, "max_positives": 1}

@@ -90,7 +90,8 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
     from utilabel.data.registry import load_dataset
 
     sf = load_dataset("scifact")
-    qids = list(sf.qrels("train"))[:10]
+    train = sf.qrels("train")
+    qids = list(train)[:9] + [next(q for q in train if len(train[q]) > 1)]  # one query with 2+ positives
     judgments = tmp_path / "run" / "judgments.jsonl"
     judgments.parent.mkdir()
     (judgments.parent / "config.json").write_text(json.dumps({"config": {"label_rule": "top1"}}))
@@ -99,7 +100,7 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
         "sources": [{"name": "human", "kind": "human"}, {"name": "llm", "path": str(judgments)},
                     {"name": "bm25-top1", "kind": "first_stage"}],
         "datasets": [{"name": "scifact"}],
-        "studies": [{"name": "main", "sources": ["human", "bm25-top1"], "losses": ["disj"]},
+        "studies": [{"name": "main", "sources": ["human", "bm25-top1"], "losses": ["disj", "infonce"]},
                     {"name": "mix", "kind": "ratio", "llm_source": "llm", "human_ratios": [0.2],
                      "human_choice": ["uncertain", "random"], "losses": ["disj"]}]})
     runner = ExperimentRunner(cfg)
@@ -110,8 +111,12 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
                 u = 0.5 + 0.04 * i if r == 1 else 0.5
                 fh.write(json.dumps({"query_id": q, "doc_id": d, "method": "pointwise", "utility": u}) + "\n")
     specs = runner.plan()
-    assert [s.row for s in specs] == ["human/disj", "bm25-top1/disj", "human ratio 0.2 (uncertain)/disj",
-                                      "human ratio 0.2 (random)/disj"]
+    assert [s.row for s in specs] == ["human/disj", "bm25-top1/disj", "human/infonce", "bm25-top1/infonce",
+                                      "human ratio 0.2 (uncertain)/disj", "human ratio 0.2 (random)/disj"]
+    # one positive per query: disj and infonce are one objective, trained once; not so for several
+    assert specs[1].key == specs[3].key and specs[1].label_stats["max_positives"] == 1
+    assert specs[0].label_stats["max_positives"] > 1 and specs[0].key != specs[2].key
+    specs = [specs[0], specs[1], specs[4], specs[5]]
     bm25 = runner.source_labels("bm25-top1", qids)
     assert all({d for d, w in bm25[q].items() if w > 0} == {cands[q][0]} for q in qids)
     assert specs[0].label_stats["queries"] == 10 and "kappa" in specs[1].label_stats

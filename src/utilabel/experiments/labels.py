@@ -58,7 +58,7 @@ def label_stats(labels: Labels, human: Labels | None = None,
     candidates (precision, recall, F1, Cohen's kappa; unjudged candidates count as human negatives)."""
     pos = [sum(1 for w in v.values() if w > 0) for v in labels.values()]
     stats = {"queries": len(labels), "queries_with_positive": sum(1 for p in pos if p),
-             "mean_positives": (sum(pos) / len(pos)) if pos else 0.0}
+             "mean_positives": (sum(pos) / len(pos)) if pos else 0.0, "max_positives": max(pos, default=0)}
     if human is not None and candidates is not None:
         a = Agreement()
         for qid, docs in labels.items():

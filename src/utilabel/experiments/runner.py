@@ -269,8 +269,18 @@ class ExperimentRunner:
         train = self.config.train_settings(**({"epochs": spec.epochs} if spec.epochs is not None else {}))
         # the labels file is named "<method>-<content hash>": only the content matters
         payload = {"train": train, "dataset": self.config.train_dataset, "split": self.config.train_split,
-                   "labels": spec.labels_path.stem.rsplit("-", 1)[-1], "loss": spec.loss, "seed": spec.seed}
+                   "labels": spec.labels_path.stem.rsplit("-", 1)[-1], "loss": self._objective(spec), "seed": spec.seed}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    @staticmethod
+    def _objective(spec: ModelSpec) -> str:
+        """The loss as the key sees it: with at most one positive per query, the losses whose gradient
+        is then InfoNCE's (disj, infonce) are one objective, and their model is trained once."""
+        from ..train.losses import LOSSES
+
+        if spec.label_stats.get("max_positives", 2) <= 1 and LOSSES[spec.loss].infonce_with_one_positive:
+            return "infonce"
+        return spec.loss
 
     def model_dir(self, spec: ModelSpec) -> Path:
         return self.out / "models" / spec.key

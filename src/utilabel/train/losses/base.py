@@ -55,6 +55,9 @@ class GroupLoss(nn.Module):
     name = ""
     #: True when the loss needs exactly one positive per query (the sampler then rotates positives)
     single_positive = False
+    #: True when, for a query with one positive (of any weight), the loss has InfoNCE's gradient
+    #: (the same objective up to a constant): grids may train such a model once for both losses
+    infonce_with_one_positive = False
 
     def per_query(self, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

@@ -20,6 +20,7 @@ from .base import GroupLoss, log_weights, safe_logsumexp
 
 class DisjLoss(GroupLoss):
     name = "disj"
+    infonce_with_one_positive = True  # −log(w·p) = −log p − log w
 
     def per_query(self, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         log_z = safe_logsumexp(scores, dim=1)

@@ -19,6 +19,7 @@ from .base import GroupLoss, safe_logsumexp
 
 class InfoNCELoss(GroupLoss):
     name = "infonce"
+    infonce_with_one_positive = True
     single_positive = True
 
     def per_query(self, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
