@@ -92,3 +92,19 @@ def test_label_stats_agreement_over_candidates():
     # kappa: p_o = 3/5, p_e = (2/5)(2/5) + (3/5)(3/5) = 13/25 → (15/25 − 13/25) / (12/25) = 1/6
     assert st["kappa"] == pytest.approx(1 / 6)
     assert st["mean_positives"] == 1.0
+
+
+def test_results_archive_seeds_an_empty_grid_and_is_updated(tmp_path):
+    from utilabel.experiments.runner import archive_results, restore_results
+
+    archive, out = tmp_path / "docs", tmp_path / "runs" / "exp"
+    archive.mkdir()
+    (archive / "results.jsonl").write_text('{"key": "BM25|s0|scifact|retrieval"}\n')
+    (archive / "events.jsonl").write_text('{"event": "start"}\n')
+    assert restore_results(out, archive)
+    assert (out / "results.jsonl").read_text() == (archive / "results.jsonl").read_text()
+    (out / "results.jsonl").write_text('{"key": "a"}\n{"key": "b"}\n')
+    assert not restore_results(out, archive)  # never overwrites a grid in progress
+    archive_results(out, archive)
+    assert (archive / "results.jsonl").read_text() == '{"key": "a"}\n{"key": "b"}\n'
+    assert not restore_results(tmp_path / "other", tmp_path / "empty")  # nothing archived: nothing to do

@@ -15,6 +15,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=positive_float, default=None,
                    help="start no new task after this many minutes (re-run to continue; nothing is lost)")
     p.add_argument("--report", default=None, help="also write the report to this path (e.g. docs/results/x.md)")
+    p.add_argument("--archive", default=None, type=folder,
+                   help="folder of committed results (results.jsonl, events.jsonl): an empty --out resumes from "
+                        "them, and they are updated when the run stops")
 
 
 def _load(args):
@@ -37,7 +40,7 @@ def run(args) -> int:
     def say(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    report = run_experiment(cfg, deadline=deadline, on_event=say)
+    report = run_experiment(cfg, deadline=deadline, on_event=say, archive=args.archive)
     if args.report:
         report = write_report(cfg, path=args.report)
     print(report)

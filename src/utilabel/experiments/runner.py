@@ -480,13 +480,48 @@ class ExperimentRunner:
         counts["evaluated"] += 1
 
 
+#: the files that make a grid's results: what an archive keeps and a fresh machine resumes from
+RESULT_FILES = ("results.jsonl", "events.jsonl")
+
+
+def restore_results(out: str | Path, archive: str | Path) -> bool:
+    """Seed an empty output folder with an archive's results (e.g. the committed ones), so a fresh
+    machine continues the grid instead of redoing it; returns whether anything was copied."""
+    out, archive = Path(out), Path(archive)
+    if (out / RESULT_FILES[0]).exists() or not (archive / RESULT_FILES[0]).exists():
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:
+        if (archive / name).exists():
+            with atomic_write(out / name, "wb") as fh:
+                fh.write((archive / name).read_bytes())
+    return True
+
+
+def archive_results(out: str | Path, archive: str | Path) -> None:
+    """Copy the grid's result files into ``archive`` (next to a committed report)."""
+    out, archive = Path(out), Path(archive)
+    for name in RESULT_FILES:
+        if (out / name).exists():
+            with atomic_write(archive / name, "wb") as fh:
+                fh.write((out / name).read_bytes())
+
+
 def run_experiment(config: ExperimentConfig, deadline: float | None = None, show_progress: bool = False,
-                   on_event: Callable[[str], None] | None = None) -> Path:
-    """Run (or resume) the grid, then write the report; returns the report path."""
+                   on_event: Callable[[str], None] | None = None, archive: str | Path | None = None) -> Path:
+    """Run (or resume) the grid, then write the report; returns the report path. With ``archive``
+    (a folder holding committed results), an empty output folder starts from the archived results
+    and the results are copied back there at the end."""
     from .report import write_report
 
     if not config.studies:
         raise ConfigError("the experiment config has no studies")
+    if archive is not None and restore_results(config.out, archive):
+        log.warning("resuming from the results archived in %s", archive)
     runner = ExperimentRunner(config, show_progress=show_progress, on_event=on_event)
-    runner.run(deadline=deadline)
+    try:
+        runner.run(deadline=deadline)
+    finally:
+        if archive is not None:
+            archive_results(config.out, archive)
     return write_report(config, notes=runner.notes)
