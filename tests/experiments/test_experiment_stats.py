@@ -108,3 +108,37 @@ def test_results_archive_seeds_an_empty_grid_and_is_updated(tmp_path):
     archive_results(out, archive)
     assert (archive / "results.jsonl").read_text() == '{"key": "a"}\n{"key": "b"}\n'
     assert not restore_results(tmp_path / "other", tmp_path / "empty")  # nothing archived: nothing to do
+
+
+def test_report_claims_significance_and_label_quality_sections(tmp_path):
+    import json as _json
+
+    from utilabel.experiments.config import ExperimentConfig
+    from utilabel.experiments.report import write_report
+
+    cfg = ExperimentConfig.from_dict({
+        "name": "t", "out": str(tmp_path / "exp"), "datasets": [{"name": "scifact"}, {"name": "arguana"}],
+        "sources": [{"name": "human", "kind": "human"}, {"name": "llm", "path": "x.jsonl"}],
+        "studies": [{"name": "main", "sources": ["human", "llm"], "losses": ["disj"]}],
+        "claims": {"a": "LLM beats human out-of-domain"},
+        "comparisons": [{"a": "llm/disj", "b": "human/disj", "claim": "a", "datasets": ["arguana"]},
+                        {"a": "llm/disj", "b": "base", "datasets": ["scifact"]}]})
+    pq = {"llm/disj": {"q1": 0.5, "q2": 0.6, "q3": 0.9}, "human/disj": {"q1": 0.4, "q2": 0.4, "q3": 0.6},
+          "base": {"q1": 0.5, "q2": 0.6, "q3": 0.9}}
+    stats = {"llm/disj": {"kappa": 0.5, "precision": 0.6, "recall": 0.5, "f1": 0.55, "mean_positives": 1.0},
+             "human/disj": {"kappa": 0.9, "precision": 1.0, "recall": 0.8, "f1": 0.89, "mean_positives": 1.2}}
+    recs = []
+    for row, values in pq.items():
+        for ds in ("scifact", "arguana"):
+            recs.append({"key": f"{row}|s0|{ds}|retrieval", "row": row, "study": "reference" if row == "base" else "main",
+                         "seed": 0, "dataset": ds, "kind": "retrieval", "n_queries": 3, "n_docs": 10,
+                         "metrics": {"nDCG@10": sum(values.values()) / 3, "R@100": 1.0}, "per_query": values,
+                         "time": 1.0, "seconds": 1.0, **({"label_stats": stats[row]} if row in stats else {})})
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "results.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in recs))
+    text = write_report(cfg).read_text()
+    # claim (a): Δ 0.2, paired t p 0.0742 (hand-computed above) → not significant → inconclusive
+    assert "| (a) LLM beats human out-of-domain | llm/disj vs human/disj on arguana: Δ +0.200, p 0.074 (inconclusive)" in text
+    assert "**inconclusive at this scale**" in text
+    assert "| llm/disj | base | scifact | 3 | 1/1 | 0.667 | 0.667 | +0.000" in text  # identical values: p 1
+    assert "| human/disj | 1.20 | 1.000 | 0.800 | 0.890 | 0.900 | 0.467 |" in text
