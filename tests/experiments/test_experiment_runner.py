@@ -102,7 +102,8 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
         "datasets": [{"name": "scifact"}],
         "studies": [{"name": "main", "sources": ["human", "bm25-top1"], "losses": ["disj", "infonce"]},
                     {"name": "mix", "kind": "ratio", "llm_source": "llm", "human_ratios": [0.2],
-                     "human_choice": ["uncertain", "random"], "losses": ["disj"]}]})
+                     "human_choice": ["uncertain", "random"], "losses": ["disj"]},
+                    {"name": "long", "sources": ["bm25-top1"], "losses": ["disj"], "epochs": 3, "tag": "3 epochs"}]})
     runner = ExperimentRunner(cfg)
     cands = runner.candidates()
     with open(judgments, "w") as fh:  # the LLM's top choice is BM25's 2nd hit; margin grows with the query index
@@ -112,7 +113,9 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
                 fh.write(json.dumps({"query_id": q, "doc_id": d, "method": "pointwise", "utility": u}) + "\n")
     specs = runner.plan()
     assert [s.row for s in specs] == ["human/disj", "bm25-top1/disj", "human/infonce", "bm25-top1/infonce",
-                                      "human ratio 0.2 (uncertain)/disj", "human ratio 0.2 (random)/disj"]
+                                      "human ratio 0.2 (uncertain)/disj", "human ratio 0.2 (random)/disj",
+                                      "bm25-top1/disj [3 epochs]"]
+    assert specs[6].key != specs[1].key and specs[6].epochs == 3  # the tag names rows trained otherwise
     # one positive per query: disj and infonce are one objective, trained once; not so for several
     assert specs[1].key == specs[3].key and specs[1].label_stats["max_positives"] == 1
     assert specs[0].label_stats["max_positives"] > 1 and specs[0].key != specs[2].key

@@ -123,7 +123,9 @@ class Study:
     """One block of the grid (see the module docstring). ``datasets``: names among the
     experiment's eval datasets (None = all); ``train_queries``: ``annotated`` (the queries of the
     first judgments source — human vs LLM on the same queries), ``all``, or a number (seeded sample);
-    ``epochs`` overrides the shared training epochs (small label sets need more passes)."""
+    ``epochs`` overrides the shared training epochs (small label sets need more passes); ``tag``
+    is appended to the study's row names (``llm/disj [3 epochs]``) so that its rows stay apart from
+    rows of the same sources and loss trained otherwise."""
 
     name: str
     kind: str = "labels"
@@ -137,6 +139,7 @@ class Study:
     datasets: list[str] | None = None
     train_queries: str | int = "annotated"
     epochs: int | None = None
+    tag: str | None = None
 
     def __post_init__(self):
         if self.epochs is not None:

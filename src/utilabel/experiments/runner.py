@@ -263,6 +263,8 @@ class ExperimentRunner:
         for spec in out:
             spec.epochs = study.epochs
             spec.key = self.model_key(spec)
+            if study.tag:
+                spec.row = f"{spec.row} [{study.tag}]"
         return out
 
     def model_key(self, spec: ModelSpec) -> str:
