@@ -321,10 +321,11 @@ def _claims_sections(config: ExperimentConfig, records: list[dict], ret, metric:
 def _label_quality(config: ExperimentConfig, records: list[dict], ret, metric: str, plot_dir: Path,
                    report_dir: Path) -> list[str]:
     """Label agreement with the human labels next to the in-domain metric they gave, per training row."""
+    tagged = {s.name for s in config.studies if s.tag}  # trained otherwise: not comparable here
     stats_of: dict[str, dict] = {}
     for r in records:
         st = r.get("label_stats") or {}
-        if r.get("kind") == "retrieval" and "kappa" in st:
+        if r.get("kind") == "retrieval" and "kappa" in st and r.get("study") not in tagged:
             stats_of.setdefault(r["row"], st)
     ds = config.train_dataset
     rows = [row for row in stats_of if ret.get((row, ds), {}).get(metric)]
@@ -333,8 +334,8 @@ def _label_quality(config: ExperimentConfig, records: list[dict], ret, metric: s
     lines = ["", f"## Label quality vs retriever quality ({ds}, {metric})", "",
              "Agreement of each row's training labels with the human labels of the same queries, over every "
              "query's BM25 top-10 candidates (unjudged = negative; human positives outside the top 10 are not "
-             f"counted, so the human row's own recall is below 1 only by that count), next to the {ds} test "
-             f"{metric} the labels gave (mean ± std over seeds).", "",
+             f"counted, so the human row scores 1 by construction), next to the {ds} test {metric} the labels gave "
+             "(mean ± std over seeds; rows of tagged studies, trained otherwise, are left out).", "",
              "| row | positives/query | precision | recall | F1 | κ | " + metric + " |", "|---|---|---|---|---|---|---|"]
     pts = []
     for row in sorted(rows, key=lambda x: -stats_of[x]["kappa"]):
@@ -347,8 +348,8 @@ def _label_quality(config: ExperimentConfig, records: list[dict], ret, metric: s
         from scipy.stats import spearmanr
 
         rho = spearmanr([p[0] for p in pts], [p[1] for p in pts])
-        lines += ["", f"Spearman correlation of κ and {metric} over these {len(pts)} rows: "
-                      f"ρ = {rho.statistic:+.2f} (p {_p(float(rho.pvalue))})."]
+        lines += ["", f"Spearman correlation of κ and {metric} over these {len(pts)} rows: ρ = {rho.statistic:+.2f}"
+                  + (f" (p {_p(float(rho.pvalue))})." if len(pts) >= 5 else " (descriptive: too few rows for a p-value).")]
         png = plot_dir / "label-quality.png"
         _scatter(png, pts, "κ of the training labels with human labels", f"{ds} {metric}")
         lines += ["", f"![label quality vs {metric}]({png.relative_to(report_dir).as_posix()})"]
