@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -36,6 +37,9 @@ def run(args) -> int:
 
     cfg = _load(args)
     deadline = time.time() + 60 * args.minutes if args.minutes else None
+    # a scheduler's SIGTERM unwinds like Ctrl-C, so the results still reach --archive (SIGKILL loses only
+    # that copy: results.jsonl is written as each task ends)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     def say(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
