@@ -10,6 +10,7 @@ datasets covered). Plots: metric vs human ratio and metric vs label-noise rate, 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections import defaultdict
@@ -83,11 +84,13 @@ def _plot(path: Path, series: dict[str, list[tuple[float, float, float]]], xlabe
 
 
 def _series(records, data, datasets, metric, field_name: str) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
-    """{dataset: {loss: [(x, mean, std)]}} for rows of the noise / ratio studies."""
+    """{dataset: {line: [(x, mean, std)]}} for rows of the noise / ratio studies: one line per loss (and
+    per human choice, ``(uncertain)`` / ``(random)``, when the row names one)."""
     meta = {}
     for r in records:
         if r.get(field_name) is not None and r.get("kind") == "retrieval":
-            meta[r["row"]] = (float(r[field_name]), r["loss"])
+            choice = re.search(r" \((\w+)\)/", r["row"])
+            meta[r["row"]] = (float(r[field_name]), r["loss"] + (f" ({choice.group(1)})" if choice else ""))
     out: dict[str, dict[str, list]] = {}
     for d in datasets:
         per_loss: dict[str, list] = defaultdict(list)
