@@ -61,26 +61,34 @@ def _table(rows: list[str], datasets: list[str], data, metric: str, first_col: s
     return "\n".join(lines)
 
 
-def _plot(path: Path, series: dict[str, list[tuple[float, float, float]]], xlabel: str, ylabel: str, title: str) -> None:
+def _figure(path: Path, draw, xlabel: str, ylabel: str, title: str | None = None, size=(5.5, 3.6)) -> None:
+    """Draw one Agg figure with ``draw(ax)`` and save it to ``path`` (the report's plot conventions)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-    for label, pts in sorted(series.items()):
-        pts = sorted(pts)
-        xs, ys, es = zip(*pts, strict=True)
-        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
+    fig, ax = plt.subplots(figsize=size, dpi=110)
+    draw(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def _plot(path: Path, series: dict[str, list[tuple[float, float, float]]], xlabel: str, ylabel: str, title: str) -> None:
+    def draw(ax):
+        for label, pts in sorted(series.items()):
+            xs, ys, es = zip(*sorted(pts), strict=True)
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
+        ax.legend(fontsize=8)
+
+    _figure(path, draw, xlabel, ylabel, title)
 
 
 def _series(records, data, datasets, metric, field_name: str) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
@@ -364,19 +372,9 @@ def _label_quality(config: ExperimentConfig, records: list[dict], ret, metric: s
 
 
 def _scatter(path: Path, pts: list[tuple[float, float, str]], xlabel: str, ylabel: str) -> None:
-    import matplotlib
+    def draw(ax):
+        for x, y, label in pts:
+            ax.scatter([x], [y], s=18)
+            ax.annotate(label, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
-    for x, y, label in pts:
-        ax.scatter([x], [y], s=18)
-        ax.annotate(label, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _figure(path, draw, xlabel, ylabel, size=(5.5, 3.8))

@@ -94,6 +94,8 @@ class ExperimentRunner:
         self._datasets: dict = {}
         self._samples: dict[str, list[str]] = {}
         self._bm25: dict = {}
+        self._cands: dict[int, dict[str, list[str]]] = {}
+        self._ranked_of: dict[str, dict[str, list[tuple[str, float]]] | None] = {}
         self._reader = None
         self.notes: list[str] = []
         self._by_model: dict[tuple[str, str, str], dict] = {}
@@ -175,7 +177,14 @@ class ExperimentRunner:
 
     def _ranked(self, name: str) -> dict[str, list[tuple[str, float]]] | None:
         """Per query, ``(doc_id, value)`` best first: the judgments' values (:func:`ranked_values`),
-        or for a ``first_stage`` source the BM25 candidates, valued by rank (1, 0.9, …)."""
+        or for a ``first_stage`` source the BM25 candidates, valued by rank (1, 0.9, …). Read once per
+        source once it exists: a source's snapshot never changes once taken (a judgments file not written
+        yet is looked for again by the next study)."""
+        if self._ranked_of.get(name) is None:
+            self._ranked_of[name] = self._read_ranked(name)
+        return self._ranked_of[name]
+
+    def _read_ranked(self, name: str) -> dict[str, list[tuple[str, float]]] | None:
         src = self.config.source(name)
         if src.kind == "first_stage":
             return {q: [(d, 1.0 - i / len(docs)) for i, d in enumerate(docs)] for q, docs in self.candidates().items()}
@@ -197,8 +206,11 @@ class ExperimentRunner:
     def candidates(self, depth: int = 10) -> dict[str, list[str]]:
         from ..retrieve.bm25 import cached_candidates
 
-        path = self.out / f"candidates.{self.config.train_split}.k{depth}.jsonl"
-        return cached_candidates(self.dataset(self.config.train_dataset), self.config.train_split, depth, path)
+        if depth not in self._cands:  # read once: every label source, noise draw and label stat uses them
+            path = self.out / f"candidates.{self.config.train_split}.k{depth}.jsonl"
+            self._cands[depth] = cached_candidates(self.dataset(self.config.train_dataset), self.config.train_split,
+                                                   depth, path)
+        return self._cands[depth]
 
     def _note(self, text: str) -> None:
         if text not in self.notes:
