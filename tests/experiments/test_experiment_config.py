@@ -64,6 +64,8 @@ def test_yaml_round_trip(tmp_path):
     ({"sources": [{"name": "llm", "kind": "judgments"}]}, "label source 'llm': a judgments source needs 'path'"),
     ({"studies": [{"name": "s", "noise_rates": [1.0]}]}, r"noise_rates must be in \[0.0, 0.95\]"),
     ({"dense": {"quantize": "fp8"}}, "unknown quantize mode 'fp8'; valid: int8, none"),
+    ({"datasets": [{"name": "scifact", "heldout": True}]},
+     "dataset scifact/test: heldout needs the training dataset and split .scifact/train."),
 ])
 def test_bad_configs_are_rejected_with_clear_messages(patch, message):
     with pytest.raises((ConfigError, UnknownNameError), match=message):

@@ -129,3 +129,20 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
     human_q = {r["query_id"] for r in mixed if r["utility"] == 1.0}  # LLM weights here are < 1
     assert human_q == {qids[1], qids[2]}
     assert specs[2].key != specs[3].key
+
+
+def test_heldout_dev_set_is_the_training_split_minus_every_trained_query(tmp_path, mirror):
+    """A ``heldout`` dataset evaluates on the training split's queries that no study trains on: a
+    development set for choosing settings without the test split."""
+    from utilabel.data.registry import load_dataset
+
+    cfg = ExperimentConfig.from_dict({
+        "name": "t", "out": str(tmp_path / "exp"), "sources": [{"name": "human", "kind": "human"}],
+        "datasets": [{"name": "scifact", "split": "train", "heldout": True}],
+        "studies": [{"name": "a", "train_queries": 10}, {"name": "b", "train_queries": 30}]})
+    runner = ExperimentRunner(cfg)
+    train_q = list(load_dataset("scifact").split_queries("train"))
+    trained = set(runner.train_query_ids(10)) | set(runner.train_query_ids(30))
+    assert 30 <= len(trained) <= 40
+    dev = runner.sample("scifact")
+    assert dev == [q for q in train_q if q not in trained] and len(dev) == len(train_q) - len(trained)

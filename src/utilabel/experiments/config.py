@@ -88,12 +88,15 @@ class LabelSource:
 @dataclass
 class EvalDataset:
     """One evaluation dataset: ``max_queries`` sampled queries (None = all; the corpus is never
-    sampled); ``rag``: also run the RAG reader on it (needs gold answers)."""
+    sampled); ``rag``: also run the RAG reader on it (needs gold answers); ``heldout``: only for the
+    training dataset and split, keep only the queries no study trains on — a development set for
+    choosing settings (label rule, epochs) without touching the test split."""
 
     name: str
     split: str = "test"
     max_queries: int | None = None
     rag: bool = False
+    heldout: bool = False
 
     def __post_init__(self):
         if self.max_queries is not None:
@@ -214,6 +217,10 @@ class ExperimentConfig:
         if len(set(names)) != len(names):
             raise ConfigError("label source names must be unique")
         ds_names = [d.name for d in self.datasets]
+        for d in self.datasets:
+            if d.heldout and (d.name, d.split) != (self.train_dataset, self.train_split):
+                raise ConfigError(f"dataset {d.name}/{d.split}: heldout needs the training dataset and split "
+                                  f"({self.train_dataset}/{self.train_split})")
         for study in self.studies:
             for s in study.sources + ([study.llm_source] if study.llm_source else []):
                 if s not in names:

@@ -229,7 +229,8 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
     for d in config.datasets:
         if d.name in seen:
             nq, nd = seen[d.name]
-            lines.append(f"  - {d.name}/{d.split}: {nq} queries over all {nd:,} documents")
+            held = " held out (no model trains on them: a development set)" if d.heldout else ""
+            lines.append(f"  - {d.name}/{d.split}: {nq} queries{held} over all {nd:,} documents")
     for snap in sorted((out / "snapshots").glob("*.jsonl")):
         recs = AppendLog.read(snap)
         models = sorted({str(r.get("model", "")) for r in recs if r.get("model")})

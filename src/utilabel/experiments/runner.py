@@ -112,10 +112,17 @@ class ExperimentRunner:
         return next(d for d in self.config.datasets if d.name == name)
 
     def sample(self, name: str) -> list[str]:
-        """Evaluation queries of a dataset: all, or a seeded sample of ``max_queries`` (split order kept)."""
+        """Evaluation queries of a dataset: all (for a ``heldout`` set, all that no study trains on),
+        or a seeded sample of ``max_queries`` of them (split order kept)."""
         if name not in self._samples:
             spec = self.eval_spec(name)
             qids = list(self.dataset(name).split_queries(spec.split))
+            if spec.heldout:
+                trained = {q for study in self.config.studies for q in self.train_query_ids(study.train_queries)}
+                qids = [q for q in qids if q not in trained]
+                if not qids:
+                    raise ConfigError(f"dataset {name}/{spec.split}: every query is a training query; "
+                                      "nothing is held out")
             if spec.max_queries is not None and spec.max_queries < len(qids):
                 chosen = set(rng_for(self.config.sample_seed, "eval", name).sample(qids, spec.max_queries))
                 qids = [q for q in qids if q in chosen]
