@@ -142,3 +142,13 @@ def test_report_claims_significance_and_label_quality_sections(tmp_path):
     assert "**inconclusive at this scale**" in text
     assert "| llm/disj | base | scifact | 3 | 1/1 | 0.667 | 0.667 | +0.000" in text  # identical values: p 1
     assert "| human/disj | 1.20 | 1.000 | 0.800 | 0.890 | 0.900 | 0.467 |" in text
+
+
+def test_report_table_tells_unplanned_cells_from_unreached_ones():
+    from utilabel.experiments.report import _table
+
+    data = {("a/disj", "x"): {"m": [0.5, 0.7]}, ("a/disj", "y"): {"m": [0.4]}, ("b/disj", "x"): {"m": [0.3]}}
+    lines = _table(["a/disj", "b/disj"], ["x", "y", "z"], data, "m",
+                   planned={"a/disj": {"x", "y", "z"}, "b/disj": {"x"}}).splitlines()
+    assert lines[2] == "| a/disj | 0.600 ± 0.141 | 0.400 | – | – (2/3) |"  # z planned, not reached
+    assert lines[3] == "| b/disj | 0.300 | · | · | – (1/3) |"  # y, z asked by no study of b
