@@ -96,6 +96,7 @@ class ExperimentRunner:
         self._bm25: dict = {}
         self._cands: dict[int, dict[str, list[str]]] = {}
         self._ranked_of: dict[str, dict[str, list[tuple[str, float]]] | None] = {}
+        self._snapshots: dict[Path, list[Judgment]] = {}
         self._reader = None
         self.notes: list[str] = []
         self._by_model: dict[tuple[str, str, str], dict] = {}
@@ -118,7 +119,8 @@ class ExperimentRunner:
             spec = self.eval_spec(name)
             qids = list(self.dataset(name).split_queries(spec.split))
             if spec.heldout:
-                trained = {q for study in self.config.studies for q in self.train_query_ids(study.train_queries)}
+                hows = {study.train_queries for study in self.config.studies}
+                trained = {q for how in hows for q in self.train_query_ids(how)}
                 qids = [q for q in qids if q not in trained]
                 if not qids:
                     raise ConfigError(f"dataset {name}/{spec.split}: every query is a training query; "
@@ -148,17 +150,20 @@ class ExperimentRunner:
         """Judgments of a source, from its snapshot in ``out/snapshots/``.
 
         The first use copies the judgments file into the snapshot, so a background annotation run
-        that keeps adding judgments does not change the labels of a resumed grid.
+        that keeps adding judgments does not change the labels of a resumed grid. A snapshot never
+        changes once taken, so it is read once (sources that share a file share the read).
         """
         src = self.config.source(source_name)
         path = Path(src.path or "")
         snap = self.out / "snapshots" / f"{_slug(path.stem)}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}.jsonl"
-        if not snap.exists():
-            if not path.exists() or path.stat().st_size == 0:
-                return None
-            with atomic_write(snap, "wb") as fh:
-                fh.write(path.read_bytes())
-        return read_judgments(snap)
+        if snap not in self._snapshots:
+            if not snap.exists():
+                if not path.exists() or path.stat().st_size == 0:
+                    return None
+                with atomic_write(snap, "wb") as fh:
+                    fh.write(path.read_bytes())
+            self._snapshots[snap] = read_judgments(snap)
+        return self._snapshots[snap]
 
     def annotated_queries(self) -> set[str] | None:
         """Queries labelled by the first judgments source whose file exists."""
