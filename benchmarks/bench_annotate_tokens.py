@@ -32,7 +32,7 @@ os.environ.setdefault("UTILABEL_SOURCE_MIRROR", str(REPO.parent / "shared" / "da
 from _report import machine, update_section  # noqa: E402
 
 from utilabel.annotate import AnnotateConfig, estimate  # noqa: E402
-from utilabel.annotate.labels import read_judgments  # noqa: E402
+from utilabel.data.judgments import read_judgments  # noqa: E402
 from utilabel.data.registry import load_dataset  # noqa: E402
 from utilabel.labels import LabelRule, rule_agreement  # noqa: E402
 from utilabel.records import Judgment  # noqa: E402

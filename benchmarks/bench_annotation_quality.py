@@ -94,7 +94,7 @@ def variant_config(name: str, task: str) -> tuple[dict, str | None]:
 
 def calibration_table(runs, folder, groups, qrels, n, level) -> list[str]:
     """Thresholds chosen on the first ``n`` queries (kappa), agreement on the remaining ones."""
-    from utilabel.annotate.labels import read_judgments
+    from utilabel.data.judgments import read_judgments
     from utilabel.labels import LabelRule, calibrate, ranked_values, rule_agreement
 
     order = [g.query_id for g in groups]

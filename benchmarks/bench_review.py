@@ -39,8 +39,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def build(root: Path) -> tuple[Path, Path]:
-    from utilabel.annotate.labels import write_judgments
     from utilabel.data import beir
+    from utilabel.data.judgments import write_judgments
     from utilabel.data.registry import load_dataset
     from utilabel.records import Judgment
     from utilabel.retrieve.bm25 import bm25_candidates

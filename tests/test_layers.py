@@ -1,5 +1,5 @@
 """Stage packages import only earlier stages (no cycles), in the order written in README's layout
-section: core modules ← data ← llm ← retrieve ← evaluate ← annotate ← train ← experiments ← review ← cli.
+section: core modules ← data ← llm ← retrieve ← evaluate ← labels ← annotate ← train ← experiments ← review ← cli.
 Function-level (lazy) imports count too."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "src" / "utilabel"
-STAGES = ["core", "data", "llm", "retrieve", "evaluate", "annotate", "train", "experiments", "review", "cli"]
+STAGES = ["core", "data", "llm", "retrieve", "evaluate", "labels", "annotate", "train", "experiments", "review", "cli"]
 
 
 def _stage(parts: list[str]) -> str:

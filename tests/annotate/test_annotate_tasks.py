@@ -9,12 +9,12 @@ import pytest
 
 from utilabel.annotate.calibration import calibrate_run
 from utilabel.annotate.fusion import check_signals, expected_grade, fuse, standardise
-from utilabel.annotate.labels import read_judgments, write_judgments
 from utilabel.annotate.prompts import _PLACEHOLDER, get_prompt, prompt_names
 from utilabel.annotate.report import auc, run_quality
 from utilabel.annotate.tasks import custom_task, get_task, resolve_task, task_names
 from utilabel.cli.main import main
 from utilabel.data.groups import read_groups
+from utilabel.data.judgments import read_judgments, write_judgments
 from utilabel.errors import ConfigError, UnknownNameError
 from utilabel.labels import run_label_rule
 from utilabel.records import Candidate, CandidateGroup, Judgment
@@ -141,7 +141,7 @@ def test_cli_rejects_unknown_task_and_bad_rule(mirror, tmp_path, capsys):
 def test_cli_defaults_depend_on_the_backend(mirror, tmp_path, capsys):
     import argparse
 
-    from utilabel.annotate.core import LOCAL_DEFAULTS
+    from utilabel.annotate.config import LOCAL_DEFAULTS
     from utilabel.cli.annotate import _annotate_args, _config
     from utilabel.data.registry import load_dataset
 

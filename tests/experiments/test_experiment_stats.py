@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from utilabel.experiments.labels import label_stats
+from utilabel.experiments.label_variants import label_stats
 from utilabel.experiments.report import per_query_values
 from utilabel.experiments.stats import claim_verdict, paired, verdict
 from utilabel.labels import rule_margins

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from utilabel.annotate.labels import write_judgments
 from utilabel.data import beir
+from utilabel.data.judgments import write_judgments
 from utilabel.records import Document, Judgment, Query
 
 XSS = "<script>window.__xss = 1; alert('xss')</script><img src=x onerror=\"window.__xss = 2; alert('img')\">"

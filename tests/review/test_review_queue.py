@@ -7,7 +7,7 @@ import json
 import pytest
 from review_data import make_review_run
 
-from utilabel.annotate.labels import write_judgments
+from utilabel.data.judgments import write_judgments
 from utilabel.data.registry import load_dataset
 from utilabel.errors import ConfigError
 from utilabel.records import Judgment

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from utilabel.annotate.labels import read_judgments
+from utilabel.data.judgments import read_judgments
 from utilabel.errors import ConfigError, DataFormatError
 from utilabel.labels import positives
 from utilabel.train.config import TrainConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from utilabel.annotate.labels import write_judgments
+from utilabel.data.judgments import write_judgments
 from utilabel.data.registry import load_dataset
 from utilabel.errors import ConfigError
 from utilabel.records import Judgment

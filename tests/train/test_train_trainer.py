@@ -130,9 +130,9 @@ def test_cli_trains_from_flagembedding_groups_without_a_dataset(tiny_model_dir, 
 def test_train_from_an_annotation_runs_groups_file(tiny_model_dir, tmp_path, mirror):
     """An annotation run's groups.jsonl (passages by id) trains with its dataset's passage texts; the
     positives are exactly the groups' positives."""
-    from utilabel.annotate.labels import groups_from_judgments
     from utilabel.data.groups import write_groups
     from utilabel.data.registry import load_dataset
+    from utilabel.labels import groups_from_judgments
     from utilabel.records import Judgment
     from utilabel.retrieve.bm25 import bm25_candidates
     from utilabel.train.data import training_data

@@ -9,9 +9,10 @@ Methods live in :mod:`utilabel.annotate.methods`, prompts as versioned files in
 :mod:`utilabel.annotate.store`.
 """
 
-from .core import AnnotateConfig
+from ..data.judgments import read_judgments, write_judgments
+from ..labels import groups_from_judgments
+from .config import AnnotateConfig
 from .engine import annotate, estimate, estimate_summary
-from .labels import groups_from_judgments, read_judgments, write_judgments
 from .methods import get_method, method_names
 from .prompts import get_prompt, prompt_names
 

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..data.groups import write_groups
+from ..data.judgments import read_judgments
 from ..errors import ConfigError
 from ..fileio import atomic_write
-from ..labels import RULE_FILE, calibrate, ranked_values
+from ..labels import RULE_FILE, calibrate, groups_from_judgments, ranked_values
 from ..records import CandidateGroup, Qrels
-from .labels import groups_from_judgments, read_judgments
 
 
 def calibrate_run(run_dir: str | Path, qrels: Qrels, candidates: Sequence[CandidateGroup], top: int = 1,

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError, LLMError, require
 from ..records import CandidateGroup, Document
-from .core import AnnotateConfig
+from .config import AnnotateConfig
 
 
 def shard_dir(out_dir: str | Path, index: int, n: int) -> Path:

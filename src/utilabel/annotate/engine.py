@@ -51,12 +51,13 @@ from pathlib import Path
 from typing import Any
 
 from ..data.groups import write_groups
+from ..data.judgments import read_judgments
 from ..errors import ConfigError, LLMError
 from ..fileio import atomic_write
-from ..labels import judgment_labels
+from ..labels import groups_from_judgments, judgment_labels
 from ..records import CandidateGroup, Document, Judgment
-from .core import AnnotateConfig, Caller, DryCaller, Estimate, QueryItem, Stats, VoteResult, approx_tokens
-from .labels import groups_from_judgments, read_judgments
+from .caller import Caller, DryCaller, Estimate, QueryItem, Stats, VoteResult, approx_tokens
+from .config import AnnotateConfig
 from .methods import Method, get_method
 from .prompts import escape_passage
 from .shards import in_shard
@@ -234,7 +235,7 @@ _JUDGMENT_FIELDS = tuple(f.name for f in fields(Judgment))
 
 def _judgment_lines(judgments: Sequence[Judgment]) -> bytes:
     """The judgments as ``judgments.jsonl`` lines — the same bytes as
-    :func:`~utilabel.annotate.labels.write_judgments`, without its per-record ``asdict`` copies."""
+    :func:`~utilabel.data.judgments.write_judgments`, without its per-record ``asdict`` copies."""
     return "".join(json.dumps({f: getattr(j, f) for f in _JUDGMENT_FIELDS}, ensure_ascii=False) + "\n"
                    for j in judgments).encode("utf-8")
 

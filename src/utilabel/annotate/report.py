@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.judgments import read_judgments
 from ..errors import ConfigError
 from ..labels import Agreement, LabelRule, parse_rule, ranked_values, rule_agreement
 from ..records import Judgment, Qrels
-from .labels import read_judgments
 from .parsing import FAILURE_KINDS
 
 DEFAULT_RULES = ("threshold:0.5", "top1", "top1+threshold:0.5")

@@ -103,7 +103,7 @@ def _weights(items) -> dict[str, float]:
 def _defaults(args) -> dict:
     """The options a run gets when not given: :data:`LOCAL_DEFAULTS` with a local backend and the
     local default method, else the library's defaults (utilsel; pointwise asks a pseudo-answer)."""
-    from ..annotate.core import LOCAL_BACKENDS, LOCAL_DEFAULTS
+    from ..annotate.config import LOCAL_BACKENDS, LOCAL_DEFAULTS
 
     method = args.method or (LOCAL_DEFAULTS["method"] if args.backend in LOCAL_BACKENDS else "utilsel")
     local = args.backend in LOCAL_BACKENDS and method == LOCAL_DEFAULTS["method"]

@@ -1,4 +1,5 @@
-"""``utilabel retrieve bm25``: BM25 top-k run (TREC) and optional candidate groups (JSONL)."""
+"""``utilabel retrieve bm25|dense``: BM25 top-k run (TREC) and optional candidate groups (JSONL); dense
+retrieval with a bi-encoder (:func:`utilabel.retrieve.dense.dense_search`)."""
 
 from __future__ import annotations
 
@@ -34,4 +35,46 @@ def bm25(args) -> int:
     return 0
 
 
-COMMANDS = {("retrieve", "bm25"): (_bm25_args, bm25)}
+def _dense_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default",
+                   help="model folder (a training run or any sentence-transformers folder); 'default' = MiniLM")
+    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, type=out_file, help="TREC run file to write")
+    p.add_argument("--k", type=positive_int, default=100, help="hits per query (default 100)")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N queries of the split")
+    p.add_argument("--index", default="flat", help="flat (exact, default) | ivf | hnsw")
+    p.add_argument("--max-length", type=positive_int, default=256, help="passage tokens kept (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    from ..retrieve.encoder import QUANTIZE_MODES
+
+    p.add_argument("--quantize", default="none", choices=QUANTIZE_MODES,
+                   help="int8: dynamically quantised linear layers, CPU only (faster encoding, slightly lower scores)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.add_argument("--evaluate", action="store_true", help="also print nDCG@10 / R@100 on the split's qrels")
+
+
+def dense(args) -> int:
+    """Dense retrieval with a bi-encoder and FAISS; writes a TREC run (embeddings cached)."""
+    from ..retrieve.dense import DenseConfig, dense_search
+
+    ds = load_dataset(args.dataset)
+    cfg = DenseConfig(max_length=args.max_length, batch_size=args.batch_size, index=args.index,
+                      cache=not args.no_cache, show_progress=True, quantize=args.quantize)
+    run = dense_search(ds, args.split, args.model, k=args.k, config=cfg, limit=args.limit)
+    write_trec_run(args.out, run, tag="utilabel-dense")
+    print(f"wrote {sum(len(v) for v in run.values()):,} hits for {len(run):,} queries to {args.out}")
+    if args.evaluate:
+        from ..evaluate.retrieval import evaluate_run
+
+        qrels = {q: r for q, r in ds.qrels(args.split).items() if q in run}
+        res = evaluate_run(run, qrels, relevance_level=ds.relevance_level, ignore_identical_ids=ds.ignore_identical_ids)
+        for m, v in res.mean.items():
+            print(f"{m}\t{v:.4f}")
+    return 0
+
+
+COMMANDS = {
+    ("retrieve", "bm25"): (_bm25_args, bm25),
+    ("retrieve", "dense"): (_dense_args, dense),
+}

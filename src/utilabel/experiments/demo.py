@@ -67,7 +67,7 @@ class DemoResult:
 
 def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] | None = None) -> DemoResult:
     """Run the demo (see module docstring); returns the nDCG@10 table and the report path."""
-    from ..annotate.core import AnnotateConfig
+    from ..annotate.config import AnnotateConfig
     from ..annotate.engine import annotate
     from ..data.registry import load_dataset
     from ..evaluate.retrieval import evaluate_run
@@ -79,7 +79,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
     from ..train.config import TrainConfig
     from ..train.data import human_labels, rng_for
     from ..train.trainer import train
-    from . import labels as L
+    from . import label_variants as variants
 
     cfg = config or DemoConfig()
     say = on_event or (lambda msg: None)
@@ -104,9 +104,9 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
                        AnnotateConfig(method=cfg.method, max_passage_words=60, retries=1, label_rule=cfg.label_rule,
                                       **extra), progress=True)
     llm = judgment_labels(ann.judgments, cfg.label_rule, field="utility")
-    human = L.restrict(human_labels(scifact, "train"), qids)
+    human = variants.restrict(human_labels(scifact, "train"), qids)
     agree = _agreement(human, llm)
-    notes.append(f"LLM labels: {L.label_stats(llm)['queries_with_positive']}/{len(qids)} queries with a useful "
+    notes.append(f"LLM labels: {variants.label_stats(llm)['queries_with_positive']}/{len(qids)} queries with a useful "
                  f"passage; precision of LLM positives against human qrels: {agree}")
     steps["annotation"] = time.time() - t
 
@@ -117,7 +117,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
         if not any(w > 0 for v in labels.values() for w in v.values()):
             notes.append(f"{name} labels have no positive: no {name} model")
             continue
-        path = L.write_labels(out / "labels", labels, name.lower())
+        path = variants.write_labels(out / "labels", labels, name.lower())
         tc = TrainConfig(dataset="scifact", split="train", labels=[str(path.resolve())], loss="disj",
                          out=str(out / "models" / f"{name.lower()}-{path.stem.rsplit('-', 1)[-1]}"),
                          epochs=100, max_steps=cfg.train_steps, batch_size=min(4, len(labels)), group_size=4,

@@ -30,14 +30,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..annotate.labels import read_judgments
+from ..data.judgments import read_judgments
 from ..data.trec import write_trec_run
 from ..errors import ConfigError
 from ..fileio import AppendLog, atomic_write
 from ..labels import Labels, ranked_labels, ranked_values, rule_margins, run_label_rule
 from ..records import Judgment
 from ..train.data import human_labels, plan_labels, rng_for
-from . import labels as L
+from . import label_variants as variants
 from .config import ExperimentConfig, Study
 
 log = logging.getLogger(__name__)
@@ -177,11 +177,11 @@ class ExperimentRunner:
     def source_labels(self, name: str, query_ids: list[str]) -> Labels | None:
         src = self.config.source(name)
         if src.kind == "human":
-            return L.restrict(human_labels(self.dataset(self.config.train_dataset), self.config.train_split), query_ids)
+            return variants.restrict(human_labels(self.dataset(self.config.train_dataset), self.config.train_split), query_ids)
         ranked = self._ranked(name)
         if ranked is None:
             return None
-        return L.restrict(ranked_labels(ranked, self._rule(name), "soft"), query_ids)
+        return variants.restrict(ranked_labels(ranked, self._rule(name), "soft"), query_ids)
 
     def _rule(self, name: str) -> str:
         src = self.config.source(name)
@@ -213,7 +213,7 @@ class ExperimentRunner:
     def _stats(self, labels: Labels) -> dict:
         """Label statistics plus agreement with the human labels over the BM25 top-10 candidates."""
         human = human_labels(self.dataset(self.config.train_dataset), self.config.train_split)
-        return L.label_stats(labels, human, self.candidates())
+        return variants.label_stats(labels, human, self.candidates())
 
     def candidates(self, depth: int = 10) -> dict[str, list[str]]:
         from ..retrieve.bm25 import cached_candidates
@@ -257,17 +257,17 @@ class ExperimentRunner:
                 if labels is None:
                     continue
                 out.append(ModelSpec(study.name, "labels", f"{name}/{loss}", loss, seed, datasets, source=name,
-                                     train_queries=study.train_queries, labels_path=L.write_labels(lab_dir, labels, name),
+                                     train_queries=study.train_queries, labels_path=variants.write_labels(lab_dir, labels, name),
                                      label_stats=self._stats(labels)))
         elif study.kind == "noise":
             human = self.source_labels(study.sources[0], qids)
             cands = self.candidates()
             for rate in study.noise_rates:
-                noisy = L.add_false_positives(human, cands, rate, seed)
+                noisy = variants.add_false_positives(human, cands, rate, seed)
                 method = f"{study.sources[0]}-noise{_fmt_rate(rate)}-s{seed}"
                 out.append(ModelSpec(study.name, "noise", f"noise {_fmt_rate(rate)}/{loss}", loss, seed, datasets,
                                      source=study.sources[0], noise_rate=rate, train_queries=study.train_queries,
-                                     labels_path=L.write_labels(lab_dir, noisy, method), label_stats=self._stats(noisy)))
+                                     labels_path=variants.write_labels(lab_dir, noisy, method), label_stats=self._stats(noisy)))
         else:
             llm = self.source_labels(study.llm_source, qids)
             if llm is None:
@@ -283,7 +283,7 @@ class ExperimentRunner:
                 row = f"human ratio {ratio:g}" + (f" ({choice})" if study.human_choice != ["random"] else "")
                 out.append(ModelSpec(study.name, "ratio", f"{row}/{loss}", loss, seed, datasets,
                                      source=study.llm_source, human_ratio=ratio, train_queries=study.train_queries,
-                                     labels_path=L.write_labels(lab_dir, mixed, method), label_stats=self._stats(mixed)))
+                                     labels_path=variants.write_labels(lab_dir, mixed, method), label_stats=self._stats(mixed)))
         for spec in out:
             spec.epochs = study.epochs
             spec.key = self.model_key(spec)

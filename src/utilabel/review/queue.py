@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..annotate.labels import read_judgments
+from ..data.judgments import read_judgments
 from ..errors import ConfigError
 from ..labels import judgment_value
 from ..train.config import TrainConfig

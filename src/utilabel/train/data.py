@@ -359,7 +359,7 @@ def llm_margins(files: Sequence[str | Path], judgment_method: str | None = None,
 
 def _llm_judgments(files, judgment_method, label_rule):
     """``judgment_method``'s judgments of ``files`` and the label rule to read them with."""
-    from ..annotate.labels import read_judgments
+    from ..data.judgments import read_judgments
     from ..labels import run_label_rule
 
     judgments = [j for j in read_judgments(files) if judgment_method in (None, j.method)]

@@ -10,7 +10,7 @@ closed-book baseline, one extra call per query); the first gold answer is used. 
 from __future__ import annotations
 
 from ...errors import ConfigError
-from ..core import VoteResult
+from ..caller import VoteResult
 from ..prompts import get_prompt
 from .base import Method, register_method
 

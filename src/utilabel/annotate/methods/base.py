@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from ...errors import UnknownNameError
-from ..core import AnnotateConfig, CallContext, QueryItem, VoteResult, selection_budget
+from ..caller import CallContext, QueryItem, VoteResult, selection_budget
+from ..config import AnnotateConfig
 from ..parsing import parse_answer, parse_answer_selection, parse_selection
 from ..prompts import Prompt, get_prompt
 

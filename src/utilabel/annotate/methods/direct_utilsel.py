@@ -6,7 +6,7 @@ then utility is selected among all of them. Labels: ``utility`` only.
 
 from __future__ import annotations
 
-from ..core import VoteResult
+from ..caller import VoteResult
 from .base import Method, register_method, utility_prompts, utility_step
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from ..core import VoteResult
+from ..caller import VoteResult
 from ..fusion import expected_grade, fuse, logsumexp, sigmoid
 from ..prompts import get_prompt
 from .base import Method, register_method, relevance_then_answer

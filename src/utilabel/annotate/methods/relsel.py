@@ -5,7 +5,7 @@ Labels: ``relevance`` 1 for selected passages, 0 for the others; no utility labe
 
 from __future__ import annotations
 
-from ..core import VoteResult
+from ..caller import VoteResult
 from ..prompts import get_prompt
 from .base import Method, register_method, relevance_step
 

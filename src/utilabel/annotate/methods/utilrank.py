@@ -12,7 +12,7 @@ useful passages bubble up to the top. Labels, from the final rank ``r`` (1 = bes
 
 from __future__ import annotations
 
-from ..core import VoteResult, selection_budget
+from ..caller import VoteResult, selection_budget
 from ..parsing import parse_ranking
 from ..prompts import get_prompt
 from .base import Method, register_method, relevance_then_answer

@@ -10,7 +10,7 @@ Labels: ``relevance`` from the first step; ``utility`` 1 for passages selected i
 
 from __future__ import annotations
 
-from ..core import VoteResult
+from ..caller import VoteResult
 from ..prompts import get_prompt
 from .base import Method, register_method, relevance_step, utility_prompts, utility_step
 

@@ -1,25 +1,23 @@
-"""Judgment files and the judgments → training groups conversion.
+"""Judgment files: the one strict reader and the atomic writer.
 
 ``judgments.jsonl`` has one :class:`~utilabel.records.Judgment` per line (``query_id``,
 ``doc_id``, ``method``, ``relevance``, ``utility``, ``rank``, ``score``, ``model``,
 ``prompt_id``), written atomically; :func:`read_judgments` is the one strict reader (of one or more
-files). :func:`groups_from_judgments` makes training groups with a label
-rule of :mod:`utilabel.labels` (the one place that decides what a positive is). Candidates without a
-label (a failed LLM step) are left out; queries with no positive are skipped (nothing to learn from).
+files). How judgments become labels is :mod:`utilabel.labels`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..errors import ConfigError, DataFormatError
 from ..fileio import atomic_write
-from ..labels import DEFAULT_RULE, LabelRule, judgment_labels
-from ..records import CandidateGroup, Judgment, TrainingGroup
+from ..records import Judgment
+from .beir import iter_jsonl
 
 _FIELDS = {f.name for f in fields(Judgment)}
 
@@ -34,8 +32,6 @@ def write_judgments(path: str | Path, judgments: Iterable[Judgment]) -> None:
 def read_judgments(paths: str | Path | Iterable[str | Path]) -> list[Judgment]:
     """Judgments of one or more JSONL files; a missing file, a malformed line or an unknown field
     raises (:class:`ConfigError` / :class:`DataFormatError` naming file and line)."""
-    from ..data.beir import iter_jsonl
-
     out = []
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
         if not Path(path).is_file():
@@ -68,25 +64,3 @@ def _value_problem(obj: dict) -> str | None:
         if math.isnan(value) or (key != "score" and not 0 <= value <= 1):
             return f"{key!r} must be {'a number' if key == 'score' else 'in [0, 1]'}, got {value!r}"
     return None
-
-
-def groups_from_judgments(
-    judgments: Iterable[Judgment],
-    candidates: Sequence[CandidateGroup],
-    rule: LabelRule | str = DEFAULT_RULE,
-    weights: str = "binary",
-) -> list[TrainingGroup]:
-    """Training groups from judgments, in candidate-group order: per query, the positives chosen by
-    ``rule`` (weight 1.0, or the soft value with ``weights="soft"``) and the other labelled candidates
-    as hard negatives, in first-stage order. Queries with no positive are skipped (nothing to learn)."""
-    labels = judgment_labels(judgments, rule, weights)
-    out = []
-    for g in candidates:
-        per = labels.get(g.query_id)
-        if not per:
-            continue
-        order = list(dict.fromkeys(c.doc_id for c in sorted(g.candidates, key=lambda c: c.rank) if c.doc_id in per))
-        pos = {d: per[d] for d in order if per[d] > 0}
-        if pos:
-            out.append(TrainingGroup(g.query_id, g.query, pos, [d for d in order if d not in pos]))
-    return out

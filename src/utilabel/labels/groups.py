@@ -1,0 +1,34 @@
+"""Judgments → training groups under a label rule (:mod:`.rules`).
+
+Candidates without a label (a failed LLM step) are left out; queries with no positive are skipped
+(nothing to learn from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..records import CandidateGroup, Judgment, TrainingGroup
+from .rules import DEFAULT_RULE, LabelRule, judgment_labels
+
+
+def groups_from_judgments(
+    judgments: Iterable[Judgment],
+    candidates: Sequence[CandidateGroup],
+    rule: LabelRule | str = DEFAULT_RULE,
+    weights: str = "binary",
+) -> list[TrainingGroup]:
+    """Training groups from judgments, in candidate-group order: per query, the positives chosen by
+    ``rule`` (weight 1.0, or the soft value with ``weights="soft"``) and the other labelled candidates
+    as hard negatives, in first-stage order. Queries with no positive are skipped (nothing to learn)."""
+    labels = judgment_labels(judgments, rule, weights)
+    out = []
+    for g in candidates:
+        per = labels.get(g.query_id)
+        if not per:
+            continue
+        order = list(dict.fromkeys(c.doc_id for c in sorted(g.candidates, key=lambda c: c.rank) if c.doc_id in per))
+        pos = {d: per[d] for d in order if per[d] > 0}
+        if pos:
+            out.append(TrainingGroup(g.query_id, g.query, pos, [d for d in order if d not in pos]))
+    return out
