@@ -45,7 +45,7 @@ def test_yaml_round_trip(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump({**BASE, "train": {"epochs": 2}}))
     cfg = ExperimentConfig.from_yaml(p)
-    assert cfg.train_config().epochs == 2 and cfg.datasets[1].rag and cfg.source("llm").label == "utility"
+    assert cfg.train_config().epochs == 2 and cfg.datasets[1].rag and cfg.source("llm").label is None
     assert ExperimentConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
 
 
@@ -77,12 +77,12 @@ def test_result_keys_carry_the_quantisation_and_float32_keys_are_unchanged():
     import hashlib
     import json
 
-    from utilabel.experiments.runner import ExperimentRunner
+    from utilabel.experiments.results import result_key
 
     old_dense = {"max_length": 128, "query_max_length": 32, "batch_size": 64, "index": "flat", "k": 100}
     old_tag = hashlib.sha256(json.dumps([old_dense], sort_keys=True).encode()).hexdigest()[:8]
-    fp32 = ExperimentRunner(ExperimentConfig.from_dict(BASE))
-    int8 = ExperimentRunner(ExperimentConfig.from_dict({**BASE, "dense": {"quantize": "int8"}}))
-    assert fp32._key("base", 0, "scifact", "retrieval") == f"base|s0|scifact|retrieval|{old_tag}"
-    assert int8._key("base", 0, "scifact", "retrieval") != fp32._key("base", 0, "scifact", "retrieval")
-    assert int8._key("BM25", 0, "scifact", "retrieval") == fp32._key("BM25", 0, "scifact", "retrieval")
+    fp32 = ExperimentConfig.from_dict(BASE)
+    int8 = ExperimentConfig.from_dict({**BASE, "dense": {"quantize": "int8"}})
+    assert result_key(fp32, "base", 0, "scifact", "retrieval") == f"base|s0|scifact|retrieval|{old_tag}"
+    assert result_key(int8, "base", 0, "scifact", "retrieval") != result_key(fp32, "base", 0, "scifact", "retrieval")
+    assert result_key(int8, "BM25", 0, "scifact", "retrieval") == result_key(fp32, "BM25", 0, "scifact", "retrieval")

@@ -105,7 +105,7 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
                      "human_choice": ["uncertain", "random"], "losses": ["disj"]},
                     {"name": "long", "sources": ["bm25-top1"], "losses": ["disj"], "epochs": 3, "tag": "3 epochs"}]})
     runner = ExperimentRunner(cfg)
-    cands = runner.candidates()
+    cands = runner.data.candidates()
     with open(judgments, "w") as fh:  # the LLM's top choice is BM25's 2nd hit; margin grows with the query index
         for i, q in enumerate(qids):
             for r, d in enumerate(cands[q][:3]):
@@ -120,13 +120,12 @@ def test_bm25_control_and_uncertain_vs_random_human_choice(tmp_path, mirror):
     assert specs[1].key == specs[3].key and specs[1].label_stats["max_positives"] == 1
     assert specs[0].label_stats["max_positives"] > 1 and specs[0].key != specs[2].key
     specs = [specs[0], specs[1], specs[4], specs[5]]
-    bm25 = runner.source_labels("bm25-top1", qids)
+    bm25 = runner.data.labels("bm25-top1", qids)
     assert all({d for d, w in bm25[q].items() if w > 0} == {cands[q][0]} for q in qids)
     assert specs[0].label_stats["queries"] == 10 and "kappa" in specs[1].label_stats
     # uncertain: every query with a positive looks alike to the label-based uncertainty, so the two
     # smallest margins (queries 1 and 2) get human labels; query 0 has no positive, a surer class
-    mixed = [json.loads(x) for x in specs[2].labels_path.read_text().splitlines()]
-    human_q = {r["query_id"] for r in mixed if r["utility"] == 1.0}  # LLM weights here are < 1
+    human_q = {q for q, docs in specs[2].labels.items() if 1.0 in docs.values()}  # LLM weights here are < 1
     assert human_q == {qids[1], qids[2]}
     assert specs[2].key != specs[3].key
 
@@ -142,7 +141,7 @@ def test_heldout_dev_set_is_the_training_split_minus_every_trained_query(tmp_pat
         "studies": [{"name": "a", "train_queries": 10}, {"name": "b", "train_queries": 30}]})
     runner = ExperimentRunner(cfg)
     train_q = list(load_dataset("scifact").split_queries("train"))
-    trained = set(runner.train_query_ids(10)) | set(runner.train_query_ids(30))
+    trained = set(runner.data.train_query_ids(10)) | set(runner.data.train_query_ids(30))
     assert 30 <= len(trained) <= 40
-    dev = runner.sample("scifact")
+    dev = runner.data.sample("scifact")
     assert dev == [q for q in train_q if q not in trained] and len(dev) == len(train_q) - len(trained)

@@ -11,7 +11,7 @@ from utilabel.experiments.label_variants import label_stats
 from utilabel.experiments.report import per_query_values
 from utilabel.experiments.stats import claim_verdict, paired, verdict
 from utilabel.labels import rule_margins
-from utilabel.train.data import plan_labels, uncertain_order
+from utilabel.labels.mixing import plan_labels, uncertain_order
 
 
 def test_paired_statistics_match_hand_computation():
@@ -95,7 +95,7 @@ def test_label_stats_agreement_over_candidates():
 
 
 def test_results_archive_seeds_an_empty_grid_and_is_updated(tmp_path):
-    from utilabel.experiments.runner import archive_results, restore_results
+    from utilabel.experiments.results import archive_results, restore_results
 
     archive, out = tmp_path / "docs", tmp_path / "runs" / "exp"
     archive.mkdir()

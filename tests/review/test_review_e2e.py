@@ -11,9 +11,10 @@ from utilabel.annotate import AnnotateConfig, annotate
 from utilabel.cli.main import main
 from utilabel.data.registry import load_dataset
 from utilabel.data.trec import read_trec_qrels
+from utilabel.labels.mixing import uncertainty
+from utilabel.labels.sources import file_labels
 from utilabel.llm import get_backend
 from utilabel.retrieve.bm25 import bm25_candidates
-from utilabel.train.data import llm_labels, uncertainty
 
 
 def scripted(request):
@@ -49,7 +50,7 @@ def test_annotate_review_train(mirror, serve, page, tmp_path):
         labelled.append(qid)
     assert page.inner_text("#progress") == "4 / 5 labelled" and page.url.endswith("/q/1")  # the skipped one is back
     assert sorted(read_trec_qrels(out)) == sorted(labelled)
-    llm = llm_labels([run / "judgments.jsonl"])
+    llm = file_labels([run / "judgments.jsonl"])
     assert uncertainty(llm[labelled[0]]) >= max(uncertainty(v) for q, v in llm.items() if q not in labelled)
 
     train_out = tmp_path / "trained"

@@ -10,9 +10,10 @@ from review_data import make_review_run
 from utilabel.data.judgments import write_judgments
 from utilabel.data.registry import load_dataset
 from utilabel.errors import ConfigError
+from utilabel.labels.mixing import plan_labels
+from utilabel.labels.sources import file_labels
 from utilabel.records import Judgment
 from utilabel.review import build_queue, parse_budget
-from utilabel.train.data import llm_labels, plan_labels
 
 
 def test_budget_is_a_fraction_or_a_count():
@@ -32,7 +33,7 @@ def test_queue_is_the_order_the_uncertain_mix_spends_the_budget(review_run):
     assert set(ids[2:]) == {"q3", "q5"}  # no positive / every passage positive
     assert queue.total == 6 and queue.methods == ["utilsel"]
     # the trainer, given human labels for every query and ratio 4/6, picks exactly these queries
-    llm = llm_labels([run / "judgments.jsonl"])
+    llm = file_labels([run / "judgments.jsonl"])
     plan = plan_labels({q: {"x": 1.0} for q in llm}, llm, human_ratio=4 / 6, strategy="uncertain", seed=42)
     assert sorted(ids) == plan.human_queries
 

@@ -5,8 +5,10 @@ import sys
 import torch
 
 from utilabel.data.registry import load_dataset
+from utilabel.labels.mixing import plan_labels
+from utilabel.labels.sources import human_labels
 from utilabel.retrieve.encoder import ModelConfig
-from utilabel.train.data import GroupSampler, TrainingData, human_labels, plan_labels
+from utilabel.train.data import GroupSampler, TrainingData
 from utilabel.train.losses import get_loss
 from utilabel.train.model import BiEncoder
 from utilabel.train.trainer import _TokenCache, forward_backward

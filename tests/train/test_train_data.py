@@ -10,15 +10,10 @@ import pytest
 from utilabel.data.judgments import read_judgments
 from utilabel.errors import ConfigError, DataFormatError
 from utilabel.labels import positives
+from utilabel.labels.mixing import plan_labels, uncertainty
+from utilabel.labels.sources import human_labels
 from utilabel.train.config import TrainConfig
-from utilabel.train.data import (
-    GroupSampler,
-    build_plan,
-    human_labels,
-    plan_labels,
-    training_data,
-    uncertainty,
-)
+from utilabel.train.data import GroupSampler, build_plan, training_data
 
 HUMAN = {"q1": {"a": 1.0}, "q2": {"b": 1.0}, "q3": {"c": 1.0}, "q4": {"d": 1.0}}
 LLM = {

@@ -7,9 +7,11 @@ import pytest
 from utilabel.data.judgments import write_judgments
 from utilabel.data.registry import load_dataset
 from utilabel.errors import ConfigError
+from utilabel.labels.mixing import plan_labels
+from utilabel.labels.sources import LabelSource, human_labels, parse_labels_option
 from utilabel.records import Judgment
 from utilabel.train.config import TrainConfig
-from utilabel.train.data import build_plan, human_labels, label_sources, plan_labels
+from utilabel.train.data import build_plan
 
 
 @pytest.fixture
@@ -22,13 +24,16 @@ def sources(tmp_path):
     return qrels, judgments
 
 
-def test_label_sources_tell_qrels_from_judgments(sources, tmp_path):
+def test_labels_option_tells_qrels_from_judgments(sources, tmp_path):
     qrels, judgments = sources
-    assert label_sources([str(qrels), str(judgments)]) == (str(qrels), [str(judgments)])
-    assert label_sources(["human", str(judgments)]) == ("human", [str(judgments)])
-    assert label_sources([str(tmp_path / "missing.jsonl")]) == (None, [str(tmp_path / "missing.jsonl")])
+    assert parse_labels_option([str(qrels), str(judgments)]) == (
+        LabelSource("human", (str(qrels),)), LabelSource("judgments", (str(judgments),)))
+    assert parse_labels_option(["human", str(judgments)], "utilsel", "top1") == (
+        LabelSource("human"), LabelSource("judgments", (str(judgments),), "utilsel", "top1"))
+    missing = str(tmp_path / "missing.jsonl")
+    assert parse_labels_option([missing]) == (None, LabelSource("judgments", (missing,)))
     with pytest.raises(ConfigError, match="2 human sources"):
-        label_sources(["human", str(qrels)])
+        parse_labels_option(["human", str(qrels)])
 
 
 def test_qrels_file_labels_keep_judged_negatives(sources, mirror):

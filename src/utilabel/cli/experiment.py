@@ -32,8 +32,8 @@ def _load(args):
 
 def run(args) -> int:
     """Run or resume an experiment grid (train, evaluate retrieval + RAG); writes report.md."""
+    from ..experiments.grid import run_experiment
     from ..experiments.report import write_report
-    from ..experiments.runner import run_experiment
 
     cfg = _load(args)
     deadline = time.time() + 60 * args.minutes if args.minutes else None

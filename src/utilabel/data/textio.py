@@ -1,4 +1,4 @@
-"""Line iteration over plain or gzipped text files with 1-based line numbers.
+"""Text files: line iteration over plain or gzipped files with 1-based line numbers, YAML and config files.
 
 Lines are decoded one at a time so that invalid UTF-8 is reported at its exact line.
 """
@@ -70,3 +70,18 @@ def read_yaml(path: str | Path):
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise DataFormatError(path, mark.line + 1 if mark else None, f"YAML syntax error: {problem}") from None
+
+
+def read_config_file(path: str | Path, what: str) -> dict:
+    """The options of a YAML config file (``what``: "training config", "experiment config"), the one
+    loader behind every ``from_yaml``: a missing file, a syntax error or a top level that is not a
+    mapping is a one-line error; an empty file is no options."""
+    from ..errors import ConfigError
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{what} {path} not found")
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a {what} must be a mapping of option: value")
+    return data

@@ -27,14 +27,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.textio import read_yaml
+from ..data.textio import read_config_file
 from ..errors import ConfigError
 from ..labels import LABEL_FIELDS, parse_rule
+from ..labels.sources import SOURCE_KINDS
 from ..retrieve.dense import DenseConfig
 from ..train.config import TrainConfig
 
 STUDY_KINDS = ("labels", "noise", "ratio")
-SOURCE_KINDS = ("human", "judgments", "first_stage")
 #: how a ratio study chooses the human-labelled queries: at random, or the least certain LLM queries first
 HUMAN_CHOICES = ("random", "uncertain")
 #: the grid's training defaults (small models on a CPU), over TrainConfig's own
@@ -56,12 +56,14 @@ def _check_range(owner: str, name: str, value, lo, hi) -> None:
 
 @dataclass
 class LabelSource:
-    """A label source: ``human`` (qrels of the training split), a judgments JSONL file, or
-    ``first_stage``: the free control where the first-stage (BM25) ranking is the judge — its
-    candidates ranked by BM25 go through ``rule`` (default ``top1``: "BM25's top hit is the positive").
+    """A named label source of the grid, resolved by :mod:`utilabel.labels.sources`: ``human`` (qrels of
+    the training split), a judgments JSONL file, or ``first_stage``: the free control where the
+    first-stage (BM25) ranking is the judge — its candidates ranked by BM25 go through ``rule``
+    (default ``top1``: "BM25's top hit is the positive").
 
-    ``label``: which judgment field becomes the training label (``utility`` — e.g. utility
-    selection — or ``relevance`` — the relevance-selection step of the same run); ``method``:
+    ``label``: which judgment field becomes the training label (None = the method's own label, as in
+    training: ``relevance`` for relevance selection, ``utility`` for every other method; ``utility`` or
+    ``relevance`` — e.g. the relevance-selection step of a utilsel run — to choose); ``method``:
     keep only judgments of this annotation method (None = all); ``rule``: the label rule
     (:mod:`utilabel.labels`; None = the rule recorded with the annotation run).
     """
@@ -69,7 +71,7 @@ class LabelSource:
     name: str
     kind: str = "judgments"
     path: str | None = None
-    label: str = "utility"
+    label: str | None = None
     method: str | None = None
     rule: str | None = None
 
@@ -81,7 +83,7 @@ class LabelSource:
                               f"got {self.kind!r}")
         if self.kind == "judgments" and not self.path:
             raise ConfigError(f"label source {self.name!r}: a judgments source needs 'path'")
-        if self.label not in LABEL_FIELDS:
+        if self.label is not None and self.label not in LABEL_FIELDS:
             raise ConfigError(f"label source {self.name!r}: label must be one of {', '.join(LABEL_FIELDS)}")
 
 
@@ -285,13 +287,8 @@ class ExperimentConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"experiment config {path} not found")
-        data = read_yaml(path) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
-        return cls.from_dict(data)
+        """A grid from a YAML file (:func:`utilabel.data.textio.read_config_file`)."""
+        return cls.from_dict(read_config_file(path, "experiment config"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -72,12 +72,13 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
     from ..data.registry import load_dataset
     from ..evaluate.retrieval import evaluate_run
     from ..labels import judgment_labels
+    from ..labels.sources import human_labels
     from ..llm.base import get_backend
     from ..retrieve.bm25 import BM25Retriever, bm25_candidates
     from ..retrieve.dense import rerank
     from ..retrieve.encoder import Encoder
+    from ..seeding import rng_for
     from ..train.config import TrainConfig
-    from ..train.data import human_labels, rng_for
     from ..train.trainer import train
     from . import label_variants as variants
 
@@ -123,7 +124,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
                          epochs=100, max_steps=cfg.train_steps, batch_size=min(4, len(labels)), group_size=4,
                          query_max_len=32, passage_max_len=cfg.max_length, seed=cfg.seed, device="cpu",
                          save_every=0, show_progress=False)
-        models[name] = Path(train(tc))
+        models[name] = Path(train(tc, labels=labels))  # the file: provenance and the model folder's name
     steps["training"] = time.time() - t
 
     t = time.time()

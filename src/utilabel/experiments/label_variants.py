@@ -1,11 +1,10 @@
 """Training labels of the grid beyond the shared sources: label noise, statistics, and label files.
 
-Human and judgment labels come from :mod:`utilabel.train.data` and :mod:`utilabel.labels`, mixes
-from :func:`utilabel.train.data.plan_labels`. Every function here is deterministic given its seed
+Human, judgment and first-stage labels come from :mod:`utilabel.labels.sources`, mixes from
+:func:`utilabel.labels.mixing.plan_labels`. Every function here is deterministic given its seed
 and works on ``Labels`` (``{query_id: {doc_id: weight}}``, weight > 0 = positive);
-:func:`write_labels` stores them as ``Judgment`` JSONL (the input format of
-:func:`utilabel.train.trainer.train`) named by a content hash, so identical labels give the
-identical file and the identical (cached) model.
+:func:`labels_digest` hashes their content (identical labels → the identical cached model) and
+:func:`write_labels` stores them for provenance as ``Judgment`` JSONL named by that hash.
 
 Label noise (:func:`add_false_positives`): at rate ``r`` the expected fraction of a query's
 positives that are false is ``r``: a query with ``p`` true positives gets ``n = r·p / (1 - r)``
@@ -23,7 +22,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..labels import Agreement, Labels
-from ..train.data import rng_for
+from ..seeding import rng_for
 
 
 def add_false_positives(labels: Labels, candidates: Mapping[str, Sequence[str]], rate: float, seed: int,
@@ -68,13 +67,18 @@ def label_stats(labels: Labels, human: Labels | None = None,
     return stats
 
 
+def labels_digest(labels: Labels) -> str:
+    """A hash of the labels' content (order-free): what identifies them in model keys and file names."""
+    content = json.dumps(sorted((q, d, w) for q in labels for d, w in labels[q].items()))
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
 def write_labels(folder: str | Path, labels: Labels, method: str) -> Path:
-    """Write labels as ``Judgment`` JSONL named ``<method>-<hash of the labels>``; returns the path."""
+    """Write labels as ``Judgment`` JSONL named ``<method>-<labels_digest>`` (provenance: the labels a
+    model was trained on, readable by every judgments reader); returns the path."""
     lines = [json.dumps({"query_id": q, "doc_id": d, "method": method, "utility": w}, sort_keys=True)
              for q in sorted(labels) for d, w in sorted(labels[q].items())]
-    content = json.dumps(sorted((q, d, w) for q in labels for d, w in labels[q].items()))
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]  # the labels only, not the method name
-    path = Path(folder) / f"{method.replace('/', '_')}-{digest}.jsonl"
+    path = Path(folder) / f"{method.replace('/', '_')}-{labels_digest(labels)}.jsonl"  # not the method name
     if not path.exists():
         with atomic_write(path) as fh:
             fh.write("\n".join(lines) + ("\n" if lines else ""))

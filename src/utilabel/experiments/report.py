@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..fileio import AppendLog, atomic_write
 from .config import ExperimentConfig
-from .runner import BASE_ROW, BM25_ROW
+from .results import BASE_ROW, BM25_ROW
 
 RAG_METRICS = (("EM", "EM"), ("F1", "F1"), ("ROUGE-L", "RL"), ("AnswerInPassages", "AiP"))
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..train.config import TrainConfig
+from ..seeding import DEFAULT_SEED
 from .agreement import review_agreement
 from .app import create_app, listen, serve, url_of
 from .queue import ReviewItem, ReviewQueue, build_queue, parse_budget
@@ -44,7 +44,7 @@ class Session:
 
 def start(run_dirs: Sequence[str | Path], dataset, split: str, out: str | Path, budget: str = "0.2",
           annotator: str = "annotator", host: str | None = None, port: int = 8765, token: str | None = None,
-          seed: int = TrainConfig.seed, judgment_method: str | None = None, label_rule: str | None = None) -> Session:
+          seed: int = DEFAULT_SEED, judgment_method: str | None = None, label_rule: str | None = None) -> Session:
     """Check the runs, dataset, output and address (one-line errors, before anything listens), then bind.
 
     ``host=None`` binds 127.0.0.1 and checks the Host header; any other ``host`` requires ``token``

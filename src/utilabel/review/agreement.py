@@ -1,7 +1,7 @@
 """Agreement of review labels: Cohen's kappa between annotators and between each annotator and the LLM.
 
 Pairs are the (query, passage) pairs both raters labelled; an annotator's grade ≥ ``relevance_level``
-is a positive, and the LLM's positives are the trainer's (:func:`utilabel.train.data.llm_labels`, as the
+is a positive, and the LLM's positives are the trainer's (:mod:`utilabel.labels.sources`, as the
 page suggests them). Counting and kappa are :class:`utilabel.labels.Agreement`'s.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..labels import Agreement
-from ..train.data import llm_labels
+from ..labels.sources import file_labels
 from .queue import judgment_files
 from .store import read_logs, to_qrels
 
@@ -59,6 +59,7 @@ def review_agreement(out: str | Path, run_dirs: Sequence[str | Path] = (), relev
     pairs = [compare(a, human[a], b, human[b]) for a, b in combinations(sorted(human), 2)]
     if run_dirs:
         llm = {q: {d: w > 0 for d, w in docs.items()}
-               for q, docs in llm_labels(judgment_files(run_dirs), judgment_method, label_rule).items()}
+               for q, docs in file_labels(judgment_files(run_dirs), judgment_method, label_rule).items()}
         pairs += [compare(name, human[name], LLM, llm) for name in sorted(human)]
     return pairs
+

@@ -1,8 +1,8 @@
 """The review queue: which queries a person labels, in which order, with what on screen.
 
 :func:`build_queue` reads annotation run folders (``judgments.jsonl``) and a dataset. The LLM labels are
-the trainer's (:func:`utilabel.train.data.llm_labels` over the same files, method and label rule), the
-order is :func:`utilabel.train.data.uncertain_order` — the function with which ``--mix-strategy
+the trainer's (:class:`utilabel.labels.sources.SourceReader` over the same files, method and label rule), the
+order is :func:`utilabel.labels.mixing.uncertain_order` — the function with which ``--mix-strategy
 uncertain`` spends the human budget — and the first ``budget`` queries form the queue. Each
 :class:`ReviewItem` carries the query, its candidate passages in the run's order, every method's soft
 value side by side (:func:`utilabel.labels.judgment_value`) and the suggestion the page pre-selects: the
@@ -18,8 +18,9 @@ from pathlib import Path
 from ..data.judgments import read_judgments
 from ..errors import ConfigError
 from ..labels import judgment_value
-from ..train.config import TrainConfig
-from ..train.data import llm_labels, llm_margins, uncertain_order
+from ..labels.mixing import uncertain_order
+from ..labels.sources import LabelSource, SourceReader
+from ..seeding import DEFAULT_SEED
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +88,15 @@ def judgment_files(run_dirs: Sequence[str | Path]) -> list[Path]:
 
 
 def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str | float | int = "0.2",
-                seed: int = TrainConfig.seed, judgment_method: str | None = None,
+                seed: int = DEFAULT_SEED, judgment_method: str | None = None,
                 label_rule: str | None = None) -> ReviewQueue:
     """The review queue of ``run_dirs`` over ``dataset``'s ``split`` (see module docstring); ``seed``,
     ``judgment_method`` and ``label_rule`` mean what the trainer's options do (its defaults). Every
     inconsistency (missing folder, query outside the split, unknown passage) is a one-line error."""
     files = judgment_files(run_dirs)
-    llm = llm_labels(files, judgment_method, label_rule)
+    source = LabelSource("judgments", tuple(map(str, files)), judgment_method, label_rule)
+    reader = SourceReader(dataset, split)
+    llm = reader.labels(source, required=True)
     judgments = [j for j in read_judgments(files) if judgment_method in (None, j.method)]
     queries, corpus = dataset.split_queries(split), dataset.corpus
     values: dict[tuple[str, str], dict[str, list[float]]] = {}
@@ -108,7 +111,7 @@ def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str
             per_method.append(value)
     methods = sorted({j.method for j in judgments})
     max_grade = max([1, *(g for docs in dataset.qrels(split).values() for g in docs.values())])
-    order = uncertain_order(llm, sorted(llm), seed, llm_margins(files, judgment_method, label_rule))
+    order = uncertain_order(llm, sorted(llm), seed, reader.margins(source))
     size = parse_budget(budget, len(order))
     if size == 0:
         raise ConfigError(f"--budget {budget} of {len(order)} queries selects none; give a larger fraction or a count")

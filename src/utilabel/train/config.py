@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..data.textio import read_config_file
 from ..errors import ConfigError, UnknownNameError
 from ..labels import parse_rule
+from ..labels.mixing import MIX_STRATEGIES
+from ..labels.sources import parse_labels_option
 from ..retrieve.encoder import POOLINGS, ModelConfig
-from .data import MIX_STRATEGIES, label_sources
+from ..seeding import DEFAULT_SEED
 
 AMP = ("no", "fp16", "bf16")
 
@@ -57,7 +60,7 @@ class TrainConfig:
     weight_decay: float = _f(0.01, "AdamW weight decay")
     warmup_ratio: float = _f(0.1, "linear warm-up fraction of the steps")
     max_grad_norm: float = _f(1.0, "gradient clipping norm (0 = off)")
-    seed: int = _f(42, "seed of sampling, label mixing and model RNG")
+    seed: int = _f(DEFAULT_SEED, "seed of sampling, label mixing and model RNG")
     device: str | None = _f(None, "cpu, cuda, cuda:1 (default: cuda if available)")
     num_threads: int | None = _f(None, "torch CPU threads (default: torch's choice; 1 is best on a busy machine)")
     amp: str = _f("no", "mixed precision on GPU", choices=AMP)
@@ -109,8 +112,8 @@ class TrainConfig:
             raise ConfigError(f"unknown mix strategy {self.mix_strategy!r}; valid: {', '.join(MIX_STRATEGIES)}")
         if self.human_ratio is not None and not 0 <= self.human_ratio <= 1:
             raise ConfigError(f"human_ratio must be in [0, 1]; got {self.human_ratio}")
-        human_source, judgment_files = label_sources(self.labels)
-        has_human, has_llm = human_source is not None, bool(judgment_files)
+        human_source, judgment_source = parse_labels_option(self.labels)
+        has_human, has_llm = human_source is not None, judgment_source is not None
         if self.human_ratio is not None and not (has_human and has_llm):
             raise ConfigError("human_ratio needs both 'human' and a judgments file in labels")
         if has_human and has_llm and self.human_ratio is None:
@@ -136,14 +139,8 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> TrainConfig:
-        from ..data.textio import read_yaml
-
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} not found")
-        data = read_yaml(path) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a training config must be a mapping of option: value")
+        """Options from a YAML file (:func:`utilabel.data.textio.read_config_file`), then ``overrides`` not None."""
+        data = read_config_file(path, "training config")
         return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}})
 
     def to_dict(self) -> dict:

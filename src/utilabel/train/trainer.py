@@ -1,8 +1,8 @@
-"""The training loop: ``train(TrainConfig, groups=None) -> model folder``.
+"""The training loop: ``train(TrainConfig, labels=None, groups=None) -> model folder``.
 
 :func:`train` runs four parts: set-up (device, DDP, checks that need them), data (a
-:class:`~utilabel.train.data.TrainingData` from in-memory groups, a groups file or a dataset's
-labels), the loop, and finish (model, summary, loss curve, optional evaluation).
+:class:`~utilabel.train.data.TrainingData` from labels given in memory, in-memory groups, a groups
+file or a dataset's labels), the loop, and finish (model, summary, loss curve, optional evaluation).
 
 One code path for a single CPU/GPU process and ``torchrun`` DDP. Each step takes a global batch of
 ``batch_size`` query groups (every rank derives the same batch from the seed and takes its slice);
@@ -32,6 +32,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, require
 from ..fileio import AppendLog, atomic_write, sweep_stale_temps
+from ..labels import Labels
+from ..labels.mixing import LabelPlan
 from ..records import TrainingGroup
 from .config import TrainConfig
 from .data import GroupSampler, SampledGroup, TrainingData, training_data, write_chosen
@@ -146,16 +148,18 @@ class _Run:
     masked: int = 0
 
 
-def train(config: TrainConfig, groups: list[TrainingGroup] | None = None,
+def train(config: TrainConfig, labels: Labels | LabelPlan | None = None, groups: list[TrainingGroup] | None = None,
           texts: Mapping[str, str] | None = None) -> Path:
     """Train a bi-encoder as configured; returns the saved model folder (``config.out/model``).
 
-    The data is ``groups`` (in-memory :class:`TrainingGroup` records, with ``texts`` = ``{doc_id:
+    The data is ``labels`` (``{query_id: {doc_id: weight}}`` or a
+    :class:`~utilabel.labels.mixing.LabelPlan`, in memory) on ``config.dataset`` with its BM25 hard
+    negatives, else ``groups`` (in-memory :class:`TrainingGroup` records, with ``texts`` = ``{doc_id:
     text}`` of their passages, else the corpus of ``config.dataset``), else ``config.groups`` (a
     groups file), else the labels of ``config.labels`` on ``config.dataset`` (see :mod:`.data`).
     """
     run = _setup(config)
-    data = training_data(config, groups, texts, write=run.rank == 0)
+    data = training_data(config, groups, texts, write=run.rank == 0, labels=labels)
     sampler = GroupSampler(data.plan, data.candidates, data.corpus_ids, config.group_size, config.max_positives,
                            get_loss(config.loss).single_positive, config.negative_sampling, config.seed,
                            query_ids=data.query_ids)

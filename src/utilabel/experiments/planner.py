@@ -1,0 +1,129 @@
+"""The study planner: studies + label access → the models of the grid (:class:`ModelSpec`), pure.
+
+:class:`StudyPlanner` expands each study of an :class:`~.config.ExperimentConfig` into models — label
+sources × losses × seeds, noise rates, human ratios — with their labels in memory, label statistics and
+model key (:func:`.keys.model_key`). It reads nothing itself: labels, margins, candidates and training
+queries come from the ``data`` it is given (a :class:`~.grid_data.GridData` in the runner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..labels import Labels
+from ..labels.mixing import plan_labels
+from . import label_variants as variants
+from .config import ExperimentConfig, Study
+from .keys import model_key
+
+
+class LabelAccess(Protocol):
+    """What the planner reads: a study's training queries, a source's labels and margins, candidates, stats."""
+
+    def train_query_ids(self, how: str | int) -> list[str]: ...
+    def labels(self, name: str, query_ids: list[str]) -> Labels | None: ...
+    def margins(self, name: str) -> dict[str, float]: ...
+    def candidates(self, depth: int = 10) -> dict[str, list[str]]: ...
+    def stats(self, labels: Labels) -> dict: ...
+
+
+@dataclass
+class ModelSpec:
+    """One trained model of the grid: its row, loss, seed, evaluation datasets and training labels."""
+
+    study: str
+    kind: str
+    row: str
+    loss: str
+    seed: int
+    datasets: list[str]
+    source: str | None = None
+    noise_rate: float | None = None
+    human_ratio: float | None = None
+    train_queries: str | int = "annotated"
+    epochs: int | None = None
+    labels: Labels = field(default_factory=dict, repr=False)
+    method: str = ""
+    label_stats: dict = field(default_factory=dict)
+    key: str = ""
+
+    @property
+    def labels_digest(self) -> str:
+        return variants.labels_digest(self.labels)
+
+
+def fmt_rate(x: float) -> str:
+    return f"{round(100 * x)}%"
+
+
+class StudyPlanner:
+    """The models of each study (see the module docstring)."""
+
+    def __init__(self, config: ExperimentConfig, data: LabelAccess):
+        self.config, self.data = config, data
+
+    def study_datasets(self, study: Study) -> list[str]:
+        return list(study.datasets) if study.datasets else [d.name for d in self.config.datasets]
+
+    def plan_study(self, study: Study) -> list[ModelSpec]:
+        """The models of one study, seed by seed, loss by loss."""
+        qids = self.data.train_query_ids(study.train_queries)
+        datasets = self.study_datasets(study)
+        specs: list[ModelSpec] = []
+        for seed in study.seeds:
+            for loss in study.losses:
+                new = {"labels": self._label_models, "noise": self._noise_models}.get(study.kind, self._ratio_models)(
+                    study, qids, datasets, loss, seed)
+                specs.extend(self._finish(study, spec) for spec in new)
+        return specs
+
+    def _spec(self, study: Study, row: str, loss: str, seed: int, datasets, labels: Labels, method: str,
+              **extra) -> ModelSpec:
+        return ModelSpec(study.name, study.kind, f"{row}/{loss}", loss, seed, datasets, train_queries=study.train_queries,
+                         labels=labels, method=method, label_stats=self.data.stats(labels), **extra)
+
+    def _label_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
+        out = []
+        for name in study.sources:
+            labels = self.data.labels(name, qids)
+            if labels is not None:
+                out.append(self._spec(study, name, loss, seed, datasets, labels, name, source=name))
+        return out
+
+    def _noise_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
+        human = self.data.labels(study.sources[0], qids)
+        cands = self.data.candidates()
+        out = []
+        for rate in study.noise_rates:
+            noisy = variants.add_false_positives(human, cands, rate, seed)
+            method = f"{study.sources[0]}-noise{fmt_rate(rate)}-s{seed}"
+            out.append(self._spec(study, f"noise {fmt_rate(rate)}", loss, seed, datasets, noisy, method,
+                                  source=study.sources[0], noise_rate=rate))
+        return out
+
+    def _ratio_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
+        llm = self.data.labels(study.llm_source, qids)
+        if llm is None:
+            return []
+        human = self.data.labels(study.sources[0], qids)
+        margins = self.data.margins(study.llm_source) if "uncertain" in study.human_choice else None
+        out = []
+        for ratio, choice in ((r, c) for r in study.human_ratios for c in study.human_choice):
+            if choice != study.human_choice[0] and ratio in (0.0, 1.0):
+                continue  # all or none of the queries: the choice makes no difference
+            strategy = "uncertain" if choice == "uncertain" else "replace"
+            mixed = plan_labels(human, llm, ratio, strategy, seed, margins=margins).labels(0)
+            method = f"{study.llm_source}-human{ratio:g}-{choice}-s{seed}"
+            row = f"human ratio {ratio:g}" + (f" ({choice})" if study.human_choice != ["random"] else "")
+            out.append(self._spec(study, row, loss, seed, datasets, mixed, method, source=study.llm_source,
+                                  human_ratio=ratio))
+        return out
+
+    def _finish(self, study: Study, spec: ModelSpec) -> ModelSpec:
+        spec.epochs = study.epochs
+        spec.key = model_key(self.config, spec.labels_digest, spec.loss, spec.label_stats.get("max_positives", 2),
+                             spec.seed, spec.epochs)
+        if study.tag:
+            spec.row = f"{spec.row} [{study.tag}]"
+        return spec
