@@ -1,0 +1,58 @@
+"""The committed reports regenerate from their committed results (``utilabel experiment report``).
+
+``write_report`` reads ``results.jsonl``/``events.jsonl`` (committed) and, from the grid's output folder,
+the judgments snapshots (rebuilt here from the committed judgments, as the runner takes them) and the
+models' ``DONE.json`` markers, which are not committed: the model count and the training minutes of the
+summary line come from those, so that one line is compared without its two numbers. Every other byte
+must be identical.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from utilabel.experiments.config import ExperimentConfig
+from utilabel.experiments.grid_data import GridData
+from utilabel.experiments.report import write_report
+from utilabel.experiments.results import RESULT_FILES, restore_results
+
+REPO = Path(__file__).resolve().parents[2]
+#: the parts of the summary that come from the uncommitted models/*/DONE.json
+_FROM_MODELS = [(re.compile(r"; [0-9.]+ min training, "), "; N min training, "),
+                (re.compile(r"^- \d+ trained models, ", re.M), "- N trained models, ")]
+
+
+def _masked(text: str) -> str:
+    for pattern, repl in _FROM_MODELS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+@pytest.mark.parametrize("name", [pytest.param("evidence-v2", marks=pytest.mark.slow), "label-rule-dev"])  # ~25 s of plots
+def test_committed_report_regenerates_byte_identical(name, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    committed = REPO / "docs" / "results" / name
+    monkeypatch.chdir(tmp_path)  # the report names its folder as given: docs/results/<name>
+    archive = Path("docs/results") / name
+    archive.mkdir(parents=True)
+    for f in ("config.yaml", *RESULT_FILES):
+        shutil.copyfile(committed / f, archive / f)
+    config = ExperimentConfig.from_yaml(archive / "config.yaml")
+    config.out = str(tmp_path / "out")
+    assert restore_results(config.out, archive)  # what `experiment run --archive` starts from
+    data = GridData(config)
+    for src in config.sources:
+        if src.path:
+            Path(src.path).parent.mkdir(parents=True, exist_ok=True)
+            if not Path(src.path).exists():
+                shutil.copyfile(REPO / src.path, src.path)
+            data.snapshot(src.path)
+    report = write_report(config, path=archive / "report.md")
+    expected = (committed / "report.md").read_text(encoding="utf-8")
+    got = report.read_text(encoding="utf-8")
+    assert _masked(got) == _masked(expected)
+    assert len(re.findall(r"min training|trained models", got)) == 2  # the masks touched only those two numbers
