@@ -42,3 +42,10 @@ def test_stages_import_only_earlier_stages():
         bad += [f"{path.relative_to(ROOT)} ({stage}) imports {s}" for s in sorted(later)]
     assert not bad, "\n".join(bad)
     assert imported_stages(ROOT / "retrieve" / "dense.py") == {"core", "retrieve"}  # the parser sees imports
+
+
+def test_review_reads_labels_through_labels_not_train():
+    """The review page reaches label sources and the uncertain order through labels/, never train/."""
+    assert not any("train" in imported_stages(p) for p in (ROOT / "review").rglob("*.py"))
+    assert not any("experiments" in imported_stages(p) or "train" in imported_stages(p)
+                   for p in (ROOT / "labels").rglob("*.py"))
