@@ -1,6 +1,9 @@
 """Labels: how judgments, qrels and first-stage lists become training labels — the one place that decides.
 
 * :mod:`.rules` — label rules (``threshold:T``, ``topM``, ...) and judgments → ``Labels``;
+* :mod:`.sources` — the one resolver of label sources (human qrels, judgments files, first-stage lists)
+  used by training, the experiment grid and the review page;
+* :mod:`.mixing` — human/LLM label mixing (``plan_labels``, ``LabelPlan``, ``uncertain_order``);
 * :mod:`.agreement` — agreement with human labels, threshold calibration;
 * :mod:`.groups` — judgments → training groups.
 

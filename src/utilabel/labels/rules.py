@@ -216,7 +216,7 @@ def rule_margins(ranked: Mapping[str, Sequence[tuple[str, float]]], rule: LabelR
     weakest positive's value minus the strongest negative's, both as log-odds (values clipped to
     [1e-4, 1 - 1e-4]). Small or negative = uncertain; a query where the rule selects no candidate
     or every candidate gets 0.0. The order in which a human budget goes to the least certain
-    LLM-labelled queries (:func:`utilabel.train.data.uncertain_order`)."""
+    LLM-labelled queries (:func:`utilabel.labels.mixing.uncertain_order`)."""
     rule = parse_rule(rule)
 
     def logit(v: float) -> float:
