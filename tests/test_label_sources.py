@@ -65,7 +65,7 @@ def test_judgments_recorded_rule_method_filter_and_field(tmp_path):
     assert reader.labels(LabelSource("judgments", (str(path),), "relsel")) == {"q1": {"b": 1.0, "a": 0.0}}
     assert reader.labels(LabelSource("judgments", (str(path),), "relsel", field="utility")) == {}
     with pytest.raises(ConfigError, match="no usable judgments in .* for method 'relsel'"):
-        reader.labels(LabelSource("judgments", (str(path),), "relsel", field="utility"), required=True)
+        reader.require_labels(LabelSource("judgments", (str(path),), "relsel", field="utility"))
 
 
 def test_runs_that_record_different_rules_need_an_explicit_one(tmp_path):

@@ -115,13 +115,18 @@ class GridData:
         return self._snapshots[snap]
 
     def _read_sources(self, paths: Sequence[str]) -> list[Judgment] | None:
-        parts = [self.snapshot(p) for p in paths]
-        return None if any(p is None for p in parts) else [j for p in parts for j in p]
+        out: list[Judgment] = []
+        for path in paths:
+            part = self.snapshot(path)
+            if part is None:
+                return None
+            out.extend(part)
+        return out
 
     def annotated_queries(self) -> set[str] | None:
         """Queries labelled by the first judgments source whose file exists."""
         for src in self.config.sources:
-            if src.kind == "judgments":
+            if src.kind == "judgments" and src.path:
                 judgments = self.snapshot(src.path)
                 if judgments is not None:
                     return {j.query_id for j in judgments}

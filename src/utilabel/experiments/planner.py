@@ -93,6 +93,8 @@ class StudyPlanner:
 
     def _noise_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
         human = self.data.labels(study.sources[0], qids)
+        if human is None:
+            return []
         cands = self.data.candidates()
         out = []
         for rate in study.noise_rates:
@@ -103,8 +105,8 @@ class StudyPlanner:
         return out
 
     def _ratio_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
-        llm = self.data.labels(study.llm_source, qids)
-        if llm is None:
+        llm = self.data.labels(study.llm_source, qids) if study.llm_source else None
+        if llm is None or study.llm_source is None:
             return []
         human = self.data.labels(study.sources[0], qids)
         margins = self.data.margins(study.llm_source) if "uncertain" in study.human_choice else None

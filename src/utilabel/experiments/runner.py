@@ -212,8 +212,8 @@ class ExperimentRunner:
         model_key = spec.key if spec is not None else row
         alias = self._by_model.get((model_key, ds_name, "retrieval"))
         alias_run = self.out / "runs" / f"{slug(alias['row'])}-s{seed}-{_ds_slug(ds_name)}.trec" if alias else None
-        if rkey not in done and alias is not None and alias["row"] != row and alias["seed"] == seed \
-                and alias_run.exists():
+        if rkey not in done and alias is not None and alias_run is not None and alias["row"] != row \
+                and alias["seed"] == seed and alias_run.exists():
             # the same model (identical labels, loss, seed) was evaluated under another row name
             results.append({**alias, "key": rkey, "row": row, "study": study, "alias_of": alias["row"],
                             **self._spec_fields(spec), "time": time.time(), "seconds": 0.0})

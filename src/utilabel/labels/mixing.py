@@ -95,9 +95,9 @@ def plan_labels(human: Labels | None, llm: Labels | None, human_ratio: float | N
     * ``uncertain``: like replace, the human budget going to the least certain LLM queries
       (``margins``: see :func:`uncertain_order`).
     """
-    if human is None and llm is None:
-        raise ConfigError("no label source given")
     if llm is None:
+        if human is None:
+            raise ConfigError("no label source given")
         return LabelPlan([(0, human)], sorted(human), "human")
     if human is None or not human_ratio:
         return LabelPlan([(0, llm)], [], "llm")

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ..records import Judgment
@@ -64,7 +65,7 @@ class LabelSource:
     rule: str | None = None
     field: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise ConfigError(f"label source kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
         object.__setattr__(self, "paths", tuple(str(p) for p in self.paths))
@@ -93,7 +94,7 @@ class LabelSource:
         return rules.pop()
 
 
-def human_labels(dataset, split: str, qrels_file: str | Path | None = None) -> Labels:
+def human_labels(dataset: Any, split: str, qrels_file: str | Path | None = None) -> Labels:
     """Human qrels, relevance ≥ the dataset's relevance level → weight 1.0 (all judged docs kept, 0.0 =
     negative): the dataset's qrels of ``split``, or a TREC qrels file."""
     from ..data.trec import read_trec_qrels
@@ -103,11 +104,13 @@ def human_labels(dataset, split: str, qrels_file: str | Path | None = None) -> L
     return {qid: {did: 1.0 if rel >= level else 0.0 for did, rel in docs.items()} for qid, docs in qrels.items()}
 
 
-def parse_labels_option(labels: Sequence[str], method: str | None = None, rule: str | None = None) -> tuple[LabelSource | None, LabelSource | None]:
+def parse_labels_option(labels: Sequence[str], method: str | None = None,
+                        rule: str | None = None) -> tuple[LabelSource | None, LabelSource | None]:
     """A training ``labels`` option as (human source or None, judgments source or None). The human source
     is ``human`` (the dataset's qrels) or a TREC qrels file, told apart from a judgments JSONL by its
     first non-blank line not starting with ``{``; every other entry is a judgments file."""
-    human, files = [], []
+    human: list[str] = []
+    files: list[str] = []
     for x in labels:
         (human if x == "human" or _is_qrels_file(x) else files).append(x)
     if len(human) > 1:
@@ -149,8 +152,9 @@ class SourceReader:
     ``first_stage`` sources). A source whose judgments are missing gives None, and is looked for again
     on the next call."""
 
-    def __init__(self, dataset, split: str, read_judgments: Callable[[Sequence[str]], list[Judgment] | None] = _read_files,
-                 candidates: Callable[[], Mapping[str, Sequence[str]]] | None = None):
+    def __init__(self, dataset: Any, split: str,
+                 read_judgments: Callable[[Sequence[str]], list[Judgment] | None] = _read_files,
+                 candidates: Callable[[], Mapping[str, Sequence[str]]] | None = None) -> None:
         self.dataset, self.split = dataset, split
         self._read, self._candidates = read_judgments, candidates
         self._ranked: dict[tuple, Ranked] = {}
@@ -173,10 +177,8 @@ class SourceReader:
                 self._ranked[key] = judgments_ranked(judgments, source.method, source.field)
         return self._ranked[key]
 
-    def labels(self, source: LabelSource, query_ids: Sequence[str] | None = None,
-               required: bool = False) -> Labels | None:
-        """The labels of ``source`` (of ``query_ids`` only, when given); None when its judgments are
-        missing. ``required``: judgments that give no labels are an error."""
+    def labels(self, source: LabelSource, query_ids: Sequence[str] | None = None) -> Labels | None:
+        """The labels of ``source`` (of ``query_ids`` only, when given); None when its judgments are missing."""
         if source.kind == "human":
             if source not in self._human:
                 self._human[source] = human_labels(self.dataset, self.split, source.paths[0] if source.paths else None)
@@ -186,13 +188,18 @@ class SourceReader:
             if ranked is None:
                 return None
             labels = ranked_labels(ranked, source.label_rule(), "soft")
-            if required and not labels:
-                raise ConfigError(f"no usable judgments in {', '.join(source.paths)}"
-                                  + (f" for method {source.method!r}" if source.method else ""))
         if query_ids is None:
             return labels
         keep = set(query_ids)
         return {q: v for q, v in labels.items() if q in keep}
+
+    def require_labels(self, source: LabelSource) -> Labels:
+        """The labels of ``source``; judgments that are missing or give no labels are an error."""
+        labels = self.labels(source)
+        if not labels:
+            raise ConfigError(f"no usable judgments in {', '.join(source.paths)}"
+                              + (f" for method {source.method!r}" if source.method else ""))
+        return labels
 
     def margins(self, source: LabelSource) -> dict[str, float]:
         """How clearly the source's rule separates each query's positives (:func:`utilabel.labels.rule_margins`)."""
@@ -202,4 +209,4 @@ class SourceReader:
 def file_labels(files: Sequence[str | Path], method: str | None = None, rule: str | None = None) -> Labels:
     """The labels of judgments ``files`` as training reads them (a judgments :class:`LabelSource`; no
     dataset needed); judgments that give no labels are an error."""
-    return SourceReader(None, "").labels(LabelSource("judgments", tuple(map(str, files)), method, rule), required=True)
+    return SourceReader(None, "").require_labels(LabelSource("judgments", tuple(map(str, files)), method, rule))

@@ -96,7 +96,7 @@ def build_queue(run_dirs: Sequence[str | Path], dataset, split: str, budget: str
     files = judgment_files(run_dirs)
     source = LabelSource("judgments", tuple(map(str, files)), judgment_method, label_rule)
     reader = SourceReader(dataset, split)
-    llm = reader.labels(source, required=True)
+    llm = reader.require_labels(source)
     judgments = [j for j in read_judgments(files) if judgment_method in (None, j.method)]
     queries, corpus = dataset.split_queries(split), dataset.corpus
     values: dict[tuple[str, str], dict[str, list[float]]] = {}

@@ -191,7 +191,7 @@ def build_plan(config, dataset) -> LabelPlan:
     human_src, llm_src = parse_labels_option(config.labels, config.judgment_method, config.label_rule)
     reader = SourceReader(dataset, config.split)
     human = reader.labels(human_src) if human_src else None
-    llm = reader.labels(llm_src, required=True) if llm_src else None
+    llm = reader.require_labels(llm_src) if llm_src else None
     margins = reader.margins(llm_src) if llm_src and config.mix_strategy == "uncertain" else None
     return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
                        config.curriculum_switch, margins)
