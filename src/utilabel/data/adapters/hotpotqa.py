@@ -27,7 +27,8 @@ def paragraph_id(title: str, text: str) -> str:
 def prepare(source: Path, out: Path) -> dict:
     path = source / "dev_subsampled.jsonl"
     docs: dict[str, Document] = {}
-    queries, qrels = [], {}
+    queries: list = []
+    qrels: dict[str, dict[str, int]] = {}
     contexts = 0
     for lineno, obj in iter_jsonl(path):
         try:
