@@ -13,7 +13,7 @@ from pathlib import Path
 from ...errors import DataFormatError
 from ...records import Document, Query
 from ..beir import write_corpus, write_qrels_tsv, write_queries
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 from ..textio import iter_lines, read_pairs
 
 

@@ -14,7 +14,7 @@ from ...errors import DataFormatError
 from ...records import Document, Query
 from ..beir import iter_jsonl, write_corpus, write_qrels_tsv, write_queries
 from ..download import fetch
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 
 URL = ("https://raw.githubusercontent.com/xindili-cmu/anlp-project-multihop/"
        "11ba72982918286f4bc602fb0cd87b5e2a145860/processed_data/hotpotqa/dev_subsampled.jsonl")
