@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..records import Qrels, Run
 from .measures import CUTOFF_REQUIRED, DEFAULT_MEASURES, Measure, parse_measure
@@ -124,7 +125,7 @@ def _measure(m: Measure, hits: list[tuple[int, int]], ideal: list[int], num_rel:
     return total / num_rel
 
 
-def evaluate_dataset(run: Run, dataset, split: str, measures: Iterable[str | Measure] = DEFAULT_MEASURES) -> EvalResult:
+def evaluate_dataset(run: Run, dataset: Dataset, split: str, measures: Iterable[str | Measure] = DEFAULT_MEASURES) -> EvalResult:
     """Evaluate with the dataset's conventions (relevance level, identical-id removal)."""
     return evaluate_run(run, dataset.qrels(split), measures, relevance_level=dataset.relevance_level,
                         ignore_identical_ids=dataset.ignore_identical_ids)

@@ -138,7 +138,7 @@ class LocalServer:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self._proc = subprocess.Popen([sys.executable, "-m", "utilabel.llm.backends._llamacpp_child", spec],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        ready, _, _ = select.select([self._proc.stdout], [], [], self.options.start_timeout_s)  # type: ignore[list-item,type-var]
+        ready, _, _ = select.select([self._proc.stdout], [], [], self.options.start_timeout_s)  # type: ignore[type-var]
         line = self._proc.stdout.readline() if ready and self._proc.stdout else b""
         try:
             msg = json.loads(line) if line else {"error": "no answer from the child process"}
