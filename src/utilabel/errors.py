@@ -8,6 +8,7 @@ input validation.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 OS_ERROR_EXIT = 7
 """Exit status of an operating-system error (permission denied, not a directory, disk full...)."""
@@ -78,7 +79,7 @@ class IncompleteRunError(UtilabelError):
     exit_code = 7
 
 
-def require(module: str, extra: str):
+def require(module: str, extra: str) -> Any:
     """Import ``module`` or raise :class:`MissingExtraError` naming ``extra``."""
     import importlib
 

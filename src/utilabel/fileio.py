@@ -173,7 +173,7 @@ class AppendLog:
     def __enter__(self) -> AppendLog:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @staticmethod

@@ -38,9 +38,9 @@ def _local_strip_thinking(text: str) -> str:
 
 
 try:  # the LLM package owns the canonical helper; same rule otherwise
-    from ..llm import strip_thinking as _llm_strip  # type: ignore[attr-defined]
+    from ..llm import strip_thinking as _llm_strip
 except ImportError:  # pragma: no cover - depends on which parts are installed
-    _llm_strip = None
+    _llm_strip = None  # type: ignore[assignment]
 
 
 def strip_thinking(text: str) -> str:

@@ -11,56 +11,26 @@ killed preparations are swept). A path to an existing BEIR folder is accepted wh
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DatasetNotAvailableError, UnknownNameError
 from ..fileio import file_lock, make_temp_dir, sweep_stale_temps
 from ..settings import data_home, source_mirror
+from . import adapters  # noqa: F401 - importing the adapters registers every named dataset
 from .dataset import META_FILE, Dataset, write_meta
+from .spec import _REGISTRY, DatasetSpec, register
 
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How to build one named dataset.
-
-    ``prepare(source, out)`` writes a BEIR folder into ``out`` from original files in ``source``
-    (a folder) and returns the metadata (relevance_level, ignore_identical_ids, description...).
-    ``mirror_dir`` is the sub-folder of the source mirror holding the originals; ``download(dest)``
-    fetches the originals into ``dest`` for users with internet.
-    """
-
-    name: str
-    mirror_dir: str
-    prepare: Callable[[Path, Path], dict]
-    download: Callable[[Path], Path] | None
-    description: str
-    task: str = "qa"  # the default annotation task (utilabel.annotate.tasks): what "useful" means here
-
-
-_REGISTRY: dict[str, DatasetSpec] = {}
-
-
-def register(spec: DatasetSpec) -> DatasetSpec:
-    _REGISTRY[spec.name] = spec
-    return spec
+__all__ = ["DatasetSpec", "dataset_names", "get_spec", "load_dataset", "prepare_dataset", "register"]
 
 
 def dataset_names() -> list[str]:
-    _load_adapters()
     return sorted(_REGISTRY)
 
 
 def get_spec(name: str) -> DatasetSpec:
-    _load_adapters()
     if name not in _REGISTRY:
         raise UnknownNameError("dataset", name, list(_REGISTRY))
     return _REGISTRY[name]
-
-
-def _load_adapters() -> None:
-    from . import adapters  # noqa: F401 - registers on import
 
 
 def prepared_path(name: str) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -60,7 +60,7 @@ def rouge_l(prediction: str, gold: str) -> float:
     return 2 * p * r / (p + r)
 
 
-def best_over_golds(metric, prediction: str, golds: Iterable[str]) -> float:
+def best_over_golds(metric: Callable[[str, str], float], prediction: str, golds: Iterable[str]) -> float:
     """Maximum of ``metric(prediction, gold)`` over the gold answers (0 with no golds)."""
     return max((metric(prediction, g) for g in golds), default=0.0)
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.dataset import Dataset
 from ..data.trec import sorted_hits
 from ..errors import ConfigError
 from ..fileio import AppendLog
@@ -42,7 +43,7 @@ class RAGConfig:
     passage_chars: int = 600
     max_tokens: int = 32
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 1 <= self.k <= 100:
             raise ConfigError(f"RAG k must be in [1, 100], got {self.k}")
         if self.limit is not None and self.limit < 1:
@@ -97,7 +98,7 @@ def top_passages(run: Run, query_id: str, corpus: Mapping[str, Document], k: int
     return [corpus[did].full_text() for did in hits[:k]]
 
 
-def rag_queries(dataset, split: str, limit: int | None, query_ids: Sequence[str] | None = None) -> dict[str, Query]:
+def rag_queries(dataset: Dataset, split: str, limit: int | None, query_ids: Sequence[str] | None = None) -> dict[str, Query]:
     """Questions of a split (or of ``query_ids``, in that order) that have gold answers (first ``limit``)."""
     pool = dataset.split_queries(split)
     if query_ids is not None:
@@ -108,7 +109,7 @@ def rag_queries(dataset, split: str, limit: int | None, query_ids: Sequence[str]
     return dict(list(queries.items())[:limit]) if limit is not None else queries
 
 
-def evaluate_rag(run: Run, dataset, split: str, reader: LLMBackend, config: RAGConfig | None = None,
+def evaluate_rag(run: Run, dataset: Dataset, split: str, reader: LLMBackend, config: RAGConfig | None = None,
                  log_path: str | Path | None = None, show_progress: bool = False,
                  query_ids: Sequence[str] | None = None) -> RAGResult:
     """Answer the split's questions from ``run``'s top-k passages with ``reader`` and score them.

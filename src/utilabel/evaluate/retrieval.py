@@ -20,9 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..records import Qrels, Run
-from .measures import DEFAULT_MEASURES, Measure, parse_measure
+from .measures import CUTOFF_REQUIRED, DEFAULT_MEASURES, Measure, parse_measure
 
 #: above this many retrieved relevant docs, sorting the ranking beats counting per document
 _SORT_THRESHOLD = 12
@@ -111,10 +112,11 @@ def _measure(m: Measure, hits: list[tuple[int, int]], ideal: list[int], num_rel:
         return 0.0
     if num_rel == 0:
         return 0.0
-    if m.name == "R":
-        return sum(1 for r, g in hits if g >= level and r <= k) / num_rel
-    if m.name == "P":
-        return sum(1 for r, g in hits if g >= level and r <= k) / k
+    if m.name in CUTOFF_REQUIRED:
+        if k is None:  # parse_measure refuses R and P without a cutoff
+            raise ValueError(f"{m.name} needs a cutoff")
+        found = sum(1 for r, g in hits if g >= level and r <= k)
+        return found / (num_rel if m.name == "R" else k)
     total, n = 0.0, 0  # AP
     for r, g in hits:
         if g >= level:
@@ -123,7 +125,7 @@ def _measure(m: Measure, hits: list[tuple[int, int]], ideal: list[int], num_rel:
     return total / num_rel
 
 
-def evaluate_dataset(run: Run, dataset, split: str, measures: Iterable[str | Measure] = DEFAULT_MEASURES) -> EvalResult:
+def evaluate_dataset(run: Run, dataset: Dataset, split: str, measures: Iterable[str | Measure] = DEFAULT_MEASURES) -> EvalResult:
     """Evaluate with the dataset's conventions (relevance level, identical-id removal)."""
     return evaluate_run(run, dataset.qrels(split), measures, relevance_level=dataset.relevance_level,
                         ignore_identical_ids=dataset.ignore_identical_ids)

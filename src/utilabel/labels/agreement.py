@@ -98,4 +98,5 @@ def calibrate(ranked: Mapping[str, Sequence[tuple[str, float]]], human: Mapping[
         score = -math.inf if math.isnan(score) else score
         if best is None or score > best[0]:
             best = (score, rule, a)
+    assert best is not None  # values is not empty
     return best[1], best[2]

@@ -46,7 +46,7 @@ class LabelRule:
     threshold: float | None = None
     calibrated: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.top < 0:
             raise ConfigError(f"label rule: top must be ≥ 0, got {self.top}")
         if self.threshold is not None and not math.isfinite(self.threshold):

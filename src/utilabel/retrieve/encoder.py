@@ -229,8 +229,9 @@ class Encoder:
         import torch
 
         self.path = resolve_encoder(model)
-        lengths = {"query_max_len": query_max_len, "passage_max_len": passage_max_len}
-        self.config = replace(read_model_config(self.path), **{k: v for k, v in lengths.items() if v})
+        config = read_model_config(self.path)
+        self.config = replace(config, query_max_len=query_max_len or config.query_max_len,
+                              passage_max_len=passage_max_len or config.passage_max_len)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() and quantize == "none" else "cpu"))
         check_quantize(quantize, self.device)
         self.quantize = quantize
@@ -241,7 +242,7 @@ class Encoder:
         else:
             q_dir = Path(self.path) / QUERY_TOWER
             if not q_dir.is_dir():
-                raise DataFormatError(self.path / MODEL_META, None, f"tied is false but {q_dir} is missing")
+                raise DataFormatError(Path(self.path) / MODEL_META, None, f"tied is false but {q_dir} is missing")
             self.query_model = self._load(q_dir)
         self.passages_encoded = 0
 

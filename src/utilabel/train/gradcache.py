@@ -56,6 +56,7 @@ def cached_backward(
     p = torch.cat(reps["passage"]).detach().requires_grad_()
     loss = loss_fn(q, p)
     loss.backward()
+    assert q.grad is not None and p.grad is not None  # both require grad and feed the loss
     grads = {"query": q.grad.split([len(c) for c in parts["query"]]),
              "passage": p.grad.split([len(c) for c in parts["passage"]])}
     after = RandState()

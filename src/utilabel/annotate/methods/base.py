@@ -19,7 +19,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from ...errors import UnknownNameError
 from ..caller import CallContext, QueryItem, VoteResult, selection_budget
 from ..config import AnnotateConfig
 from ..parsing import parse_answer, parse_answer_selection, parse_selection
@@ -59,19 +58,6 @@ _METHODS: dict[str, type[Method]] = {}
 def register_method(cls: type[Method]) -> type[Method]:
     _METHODS[cls.name] = cls
     return cls
-
-
-def method_names() -> list[str]:
-    from . import _all  # noqa: F401 - registers on import
-
-    return sorted(_METHODS)
-
-
-def get_method(name: str, config: AnnotateConfig) -> Method:
-    names = method_names()
-    if name not in _METHODS:
-        raise UnknownNameError("annotation method", name, names)
-    return _METHODS[name](config)
 
 
 def relevance_step(method: Method, item: QueryItem, shown: Sequence[int], caller, vote: int) -> list[int] | None:

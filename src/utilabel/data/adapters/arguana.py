@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..beir import read_corpus, read_qrels_tsv
 from ..download import fetch_beir
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 from ._common import copy_beir_folder
 
 

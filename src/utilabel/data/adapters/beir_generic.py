@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 
 from ..download import fetch_beir
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 from ._common import copy_beir_folder
 
 BEIR_NAMES = ("nfcorpus", "fiqa", "scidocs", "trec-covid", "quora", "nq", "hotpotqa-beir", "fever", "climate-fever", "dbpedia-entity", "webis-touche2020", "msmarco")

@@ -13,7 +13,7 @@ from pathlib import Path
 from ...errors import DataFormatError
 from ...records import Document, Query
 from ..beir import write_corpus, write_qrels_tsv, write_queries
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 from ..textio import iter_lines, read_pairs
 
 
@@ -40,7 +40,7 @@ def parse_smart(path: Path) -> list[tuple[str, dict[str, str]]]:
             current[fieldname].append(line)
     if not records:
         raise DataFormatError(path, None, "file is empty")
-    return [(i, {k: " ".join(" ".join(v).split()) for k, v in f.items()}) for i, f in records]  # type: ignore[union-attr]
+    return [(i, {k: " ".join(" ".join(v).split()) for k, v in f.items()}) for i, f in records]
 
 
 def prepare(source: Path, out: Path) -> dict:

@@ -14,7 +14,7 @@ from ...errors import DataFormatError
 from ...records import Document, Query
 from ..beir import iter_jsonl, write_corpus, write_qrels_tsv, write_queries
 from ..download import fetch
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 
 URL = ("https://raw.githubusercontent.com/xindili-cmu/anlp-project-multihop/"
        "11ba72982918286f4bc602fb0cd87b5e2a145860/processed_data/hotpotqa/dev_subsampled.jsonl")
@@ -27,7 +27,8 @@ def paragraph_id(title: str, text: str) -> str:
 def prepare(source: Path, out: Path) -> dict:
     path = source / "dev_subsampled.jsonl"
     docs: dict[str, Document] = {}
-    queries, qrels = [], {}
+    queries: list = []
+    qrels: dict[str, dict[str, int]] = {}
     contexts = 0
     for lineno, obj in iter_jsonl(path):
         try:

@@ -18,7 +18,7 @@ from ...errors import DataFormatError
 from ...records import Document, Query
 from ..beir import write_corpus, write_qrels_tsv, write_queries
 from ..download import fetch_beir
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 from ._common import copy_beir_folder
 
 _IDS = re.compile(r"[\s,\d]*")

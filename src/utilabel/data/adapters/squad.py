@@ -16,7 +16,7 @@ from ...errors import DataFormatError
 from ...records import Document, Query
 from ..beir import write_corpus, write_qrels_tsv, write_queries
 from ..download import fetch
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 
 TEST_ARTICLES = 10
 URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 from ...errors import DataFormatError
 from ...records import Document
 from ..beir import iter_jsonl, write_corpus, write_qrels_tsv, write_queries
-from ..registry import DatasetSpec, register
+from ..spec import DatasetSpec, register
 from ..textio import iter_lines
 from ..trec import read_topics_tsv, read_trec_qrels
 

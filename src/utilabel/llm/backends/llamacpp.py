@@ -32,12 +32,15 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, LLMError
 from ..base import register_backend
 from ..models import MODELS, TEST_MODEL, resolve_model
 from .openai_compat import OpenAICompatBackend
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +108,8 @@ class LocalServer:
     def __init__(self, model_path: Path, options: LocalServerOptions):
         self.model_path = Path(model_path)
         self.options = options
-        self._server = None
-        self._proc = None
+        self._server: Any = None  # xllamacpp.Server (in-process) when started
+        self._proc: subprocess.Popen | None = None  # the child process (isolated) when started
         self.base_url = ""
         t0 = time.perf_counter()
         try:
@@ -135,8 +138,8 @@ class LocalServer:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self._proc = subprocess.Popen([sys.executable, "-m", "utilabel.llm.backends._llamacpp_child", spec],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        ready, _, _ = select.select([self._proc.stdout], [], [], self.options.start_timeout_s)
-        line = self._proc.stdout.readline() if ready else b""
+        ready, _, _ = select.select([self._proc.stdout], [], [], self.options.start_timeout_s)  # type: ignore[type-var]
+        line = self._proc.stdout.readline() if ready and self._proc.stdout else b""
         try:
             msg = json.loads(line) if line else {"error": "no answer from the child process"}
         except ValueError:

@@ -34,6 +34,7 @@ Requests go out with ``httpx`` from one background event loop owned by the backe
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import random
@@ -65,10 +66,10 @@ class _LoopThread:
         self.thread = threading.Thread(target=self.loop.run_forever, name="utilabel-llm-loop", daemon=True)
         self.thread.start()
 
-    def run(self, coro: Awaitable, timeout: float | None = None) -> Any:
+    def run(self, coro: Awaitable[Any], timeout: float | None = None) -> Any:
         if threading.current_thread() is self.thread:
             raise RuntimeError("blocking call from the backend's own event loop thread")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
         try:
             return future.result(timeout)
         except BaseException:
@@ -275,6 +276,7 @@ class OpenAICompatBackend(LLMBackend):
     async def _bounded(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``make()`` holding one of the ``concurrency`` slots (its requests retry inside)."""
         await self._http()
+        assert self._sem is not None  # _http creates it
         async with self._sem:
             return await make()
 
@@ -457,7 +459,7 @@ class OpenAICompatBackend(LLMBackend):
             first = data["choices"][0]["logprobs"]["content"][0]
         except (KeyError, IndexError, TypeError) as exc:
             raise LLMError("server returned no logprobs; it cannot score candidates") from exc
-        top = {}
+        top: dict[str, float] = {}
         for t in [first, *first.get("top_logprobs", [])]:
             top.setdefault(t["token"], float(t["logprob"]))
         out = {}
@@ -482,16 +484,20 @@ class OpenAICompatBackend(LLMBackend):
 
     def logprob_many(self, items: Sequence[tuple[Sequence[dict[str, str]], str]]) -> list[float]:
         self._check_scoring()
-        return self._run(self._gather([self._bounded(lambda m=m, c=c: self._alogprob(m, c)) for m, c in items],
-                                      None))
+        def score(m: Sequence[dict[str, str]], c: str) -> Callable[[], Awaitable[float]]:
+            return lambda: self._alogprob(m, c)
+
+        return self._run(self._gather([self._bounded(score(m, c)) for m, c in items], None))
 
     def token_logprobs_many(self, messages_list: Sequence[Sequence[dict[str, str]]],
                             candidates: Sequence[str] = ("yes", "no")) -> list[dict[str, float]]:
         if not candidates:
             raise ConfigError("token_logprobs needs at least one candidate")
         cands = tuple(candidates)
-        return self._run(self._gather(
-            [self._bounded(lambda m=m: self._atoken_logprobs(m, cands)) for m in messages_list], None))
+        def first_tokens(m: Sequence[dict[str, str]]) -> Callable[[], Awaitable[dict[str, float]]]:
+            return lambda: self._atoken_logprobs(m, cands)
+
+        return self._run(self._gather([self._bounded(first_tokens(m)) for m in messages_list], None))
 
     def _check_scoring(self) -> None:
         if self._llamacpp is False:

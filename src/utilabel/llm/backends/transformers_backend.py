@@ -179,7 +179,7 @@ class TransformersBackend(LLMBackend):
         new = out[0, len(prompt):].tolist()
         eos = self.tokenizer.eos_token_id
         finish = "stop" if (new and new[-1] == eos) or len(new) < request.max_tokens else "length"
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(new, skip_special_tokens=True))
         for s in request.stop:  # generate stops *after* the stop string; OpenAI servers cut it off
             if s in text:
                 text, finish = text[: text.index(s)], "stop"
