@@ -2,10 +2,10 @@
 
 A :class:`LabelSource` names one source of training labels for a dataset split:
 
-* ``human`` — the dataset's qrels of the split (``path`` None) or a TREC qrels file such as
-  ``utilabel review serve`` writes (``path``): relevance ≥ the dataset's relevance level → weight 1.0,
+* ``human`` — the dataset's qrels of the split (``paths`` empty) or a TREC qrels file such as
+  ``utilabel review serve`` writes (its one path): relevance ≥ the dataset's relevance level → weight 1.0,
   every other judged document 0.0 (:func:`human_labels`);
-* ``judgments`` — annotation judgments JSONL file(s) (``path``, or several ``paths``): the judgments of
+* ``judgments`` — annotation judgments JSONL file(s) (``paths``): the judgments of
   ``method`` (None = all), each valued by ``field`` (None = the method's own label, see
   :func:`utilabel.labels.judgment_value`), ranked per query (:func:`utilabel.labels.ranked_values`)
   and labelled by ``rule`` — by default the rule the annotation runs recorded
@@ -18,7 +18,8 @@ A :class:`LabelSource` names one source of training labels for a dataset split:
 (:meth:`SourceReader.labels`), the ranked values behind them (:meth:`SourceReader.ranked`) and how
 clearly the rule separates each query's positives (:meth:`SourceReader.margins`, the tie-breaker of
 :func:`utilabel.labels.mixing.uncertain_order`). The trainer (:func:`utilabel.train.data.build_plan`),
-the experiment runner and the review page all read labels through it.
+the experiment runner and the review page all read labels through it; :func:`parse_labels_option`
+reads the trainer's ``labels`` option, :func:`file_labels` the labels of judgments files alone.
 
 Where the trainer and the runner used to differ, the rules are now: the method filter keeps the
 judgments of ``method`` when given (both agreed); the value field defaults to the method's own label
