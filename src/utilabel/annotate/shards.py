@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, DataFormatError
 from ..fileio import atomic_write
+from .runfolder import settings_diff
 
 
 def shard_of(query_id: str, n: int) -> int:
@@ -71,8 +72,6 @@ SUMMED = ("queries", "queries_done", "queries_labelled", "queries_failed", "quer
 
 def merge_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, overwrite: bool = False) -> dict[str, Any]:
     """Join shard folders of one run into ``out_dir`` (see module docstring); returns the summary."""
-    from .engine import settings_diff
-
     dirs = [Path(d) for d in run_dirs]
     out_dir = Path(out_dir)
     if not dirs:
