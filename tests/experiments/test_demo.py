@@ -59,3 +59,16 @@ def test_demo_runs_end_to_end_on_cpu(mirror, tmp_path):
     text = res.report.read_text()
     assert "small CPU run" in text and "GPU server" in text
     assert set(res.steps) == {"candidates", "annotation", "training", "evaluation"}
+
+
+def test_cli_demo_silences_library_progress_bars_and_restores_them():
+    from huggingface_hub import utils as hub
+    from transformers.utils import logging as hf_logging
+
+    from utilabel.cli.demo import _quiet_libraries
+
+    before = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled())
+    with _quiet_libraries():
+        assert not hf_logging.is_progress_bar_enabled() and hub.are_progress_bars_disabled()
+        assert hf_logging.get_verbosity() == hf_logging.ERROR
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled()) == before
