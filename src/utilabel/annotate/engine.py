@@ -24,8 +24,9 @@ stay, so a re-run asks the server only for what those queries still miss. ``brea
 server failures stop the run (:class:`~utilabel.errors.LLMError`) after writing what is done.
 
 ``shard=(i, n)`` annotates the queries whose stable hash falls in slice ``i`` of ``n``
-(:mod:`utilabel.annotate.shards` joins shard folders). ``config.json`` records the settings; a
-re-run with other settings on the same folder is refused unless ``overwrite=True``.
+(:mod:`utilabel.annotate.shards` joins shard folders). ``config.json`` records the settings
+(:mod:`utilabel.annotate.runfolder`); a re-run with other settings on the same folder is refused unless
+``overwrite=True``.
 
 Files in ``out_dir``: ``calls.jsonl`` (append-only log), ``judgments.jsonl``, ``groups.jsonl``,
 ``summary.json`` (counts, failures by step and kind, failed queries, tokens, time), ``config.json``.
