@@ -83,12 +83,24 @@ class LLMBackend(ABC):
     name: ClassVar[str] = ""
     supports_grammar: ClassVar[bool] = False  # honours ChatRequest.grammar / json_schema
     supports_logprob: ClassVar[bool] = False  # implements logprob / token_logprobs
+    concurrency: int = 1  # requests the backend serves at once (``annotate(max_concurrency=None)`` uses it)
     max_retries: int = 4
     backoff_s: float = 0.5
 
     def __init__(self, model: str = "", **options: Any):
         self.model = model
         self.options = options
+
+    @property
+    def model_id(self) -> str:
+        """What judgments and call keys name: the model, or the backend's name when it has none."""
+        return self.model or self.name
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The client options this backend accepts by name (the CLI maps flags such as ``--max-retries``
+        only onto these); none by default."""
+        return []
 
     @abstractmethod
     def _chat_one(self, request: ChatRequest) -> ChatResponse:
