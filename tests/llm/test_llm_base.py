@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from utilabel.llm.base import LLMBackend, backend_class, backend_names, get_backend
+from utilabel.llm.base import LLMBackend
+from utilabel.llm.registry import backend_class, backend_names, get_backend
 
 
 def test_every_backend_declares_concurrency_model_id_and_option_names():

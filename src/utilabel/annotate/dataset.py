@@ -24,7 +24,8 @@ from typing import Any
 from ..data.candidates import read_candidates
 from ..data.dataset import Dataset
 from ..errors import ConfigError
-from ..llm.base import LLMBackend, get_backend
+from ..llm.base import LLMBackend
+from ..llm.registry import get_backend
 from ..records import CandidateGroup, Document
 from ..retrieve.bm25 import bm25_candidates
 from .caller import Estimate

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, LLMError, require
-from ..llm.base import get_backend
+from ..llm.registry import get_backend
 from ..records import CandidateGroup, Document
 from .config import AnnotateConfig
 from .engine import annotate

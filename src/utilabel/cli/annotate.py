@@ -21,7 +21,7 @@ DEFAULT_GEN_TPS = 4.0
 def _annotate_args(p: argparse.ArgumentParser) -> None:
     from ..annotate import method_names
     from ..annotate.prompts import STYLES
-    from ..llm.base import backend_names
+    from ..llm.registry import backend_names
 
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder (passage texts, answers)")
     p.add_argument("--split", default="train", help="split whose queries are annotated (default train)")
@@ -174,7 +174,7 @@ def _report_estimate(job, args) -> int:
 
 def _backend_options(args) -> dict:
     """Backend options from the flags; client options only where the backend has them."""
-    from ..llm.base import backend_class
+    from ..llm.registry import backend_class
 
     accepted = set(backend_class(args.backend).option_names())
     options: dict = {}

@@ -24,7 +24,7 @@ from ..annotate.dataset import AnnotationJob
 from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..labels import Labels, judgment_labels
-from ..llm.base import get_backend
+from ..llm.registry import get_backend
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, LLMError, UnknownNameError
+from ..errors import ConfigError, LLMError
 
 
 class TransientLLMError(LLMError):
@@ -180,22 +180,3 @@ def register_backend(cls: type[LLMBackend]) -> type[LLMBackend]:
         raise ConfigError(f"{cls.__name__} has no name")
     _BACKENDS[cls.name] = cls
     return cls
-
-
-def backend_names() -> list[str]:
-    from . import backends  # noqa: F401 - registers on import
-
-    return sorted(_BACKENDS)
-
-
-def backend_class(name: str) -> type[LLMBackend]:
-    """The registered backend class called ``name``; an unknown name lists the valid ones."""
-    names = backend_names()
-    if name not in _BACKENDS:
-        raise UnknownNameError("LLM backend", name, names)
-    return _BACKENDS[name]
-
-
-def get_backend(name: str, **options: Any) -> LLMBackend:
-    """Instantiate a backend by name (``openai``, ``llamacpp``, ``transformers``, ``vllm``, ``fake``)."""
-    return backend_class(name)(**options)
