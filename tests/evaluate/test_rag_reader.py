@@ -9,7 +9,7 @@ import pytest
 from utilabel.errors import ConfigError
 from utilabel.evaluate.rag import RAGConfig, build_request, evaluate_rag, parse_answer
 from utilabel.fileio import AppendLog
-from utilabel.llm.base import get_backend
+from utilabel.llm.registry import get_backend
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_missing_answers_and_bad_config(mirror):
 @pytest.mark.llm
 @pytest.mark.slow
 def test_real_local_reader_answers_squad_from_gold_passages(squad, tmp_path):
-    from utilabel.llm.base import backend_names
+    from utilabel.llm.registry import backend_names
 
     if "llamacpp" not in backend_names():
         pytest.skip("llamacpp backend not available")

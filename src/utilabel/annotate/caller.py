@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, LLMError
+from ..llm.base import LLMBackend
 from .config import AnnotateConfig
 from .parsing import FAILURE_KINDS, Parsed
 from .prompts import Prompt
@@ -142,13 +143,13 @@ class Caller:
     ``breaker`` > 0 opens the circuit after that many consecutive server failures.
     """
 
-    def __init__(self, backend, store: CallStore, config: AnnotateConfig, stats: Stats, max_concurrency: int = 1,
-                 breaker: int = 0):
+    def __init__(self, backend: LLMBackend, store: CallStore, config: AnnotateConfig, stats: Stats,
+                 max_concurrency: int = 1, breaker: int = 0):
         self.backend = backend
         self.store = store
         self.config = config
         self.stats = stats
-        self.model = getattr(backend, "model", "") or getattr(backend, "name", "")
+        self.model = backend.model_id
         self.task_values = config.task_spec.values()
         self.breaker = breaker
         self.failures_in_a_row = 0

@@ -1,15 +1,28 @@
-"""The options of an annotation run (:class:`AnnotateConfig`) and the defaults a local model gets.
+"""The options of an annotation run (:class:`AnnotateConfig`) and the one place that decides their defaults.
+
+:meth:`AnnotateConfig.resolve` turns the options a caller gave (the CLI's flags, the demo's sizes, a
+Python caller's keywords) into a config for a backend and a dataset: :data:`LOCAL_DEFAULTS` with a
+local backend and its default method, else the dataclass defaults (``pointwise`` gets a top-1 rule
+too), and the dataset's task. ``utilabel annotate``, :func:`~utilabel.annotate.dataset.annotate_dataset`,
+the Ray executor and ``utilabel demo`` all resolve through it, so the same backend and dataset give the
+same labels whichever way a run is started.
 
 Every option is part of the call keys through the rendered requests, so a run folder holds one setting.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..labels import DEFAULT_RULE, parse_rule
+from .fusion import check_signals
 from .prompts import STYLES
+from .tasks import DEFAULT_TASK, resolve_task
+
+if TYPE_CHECKING:
+    from ..data.dataset import Dataset
 
 LOCAL_BACKENDS = ("llamacpp", "transformers", "vllm")
 """Backends that run a model in this process or machine: they get :data:`LOCAL_DEFAULTS`."""
@@ -21,6 +34,10 @@ LOCAL_DEFAULTS: dict[str, Any] = {
 """What ``utilabel annotate`` uses with a local model unless told otherwise: the variant that labelled
 best on training queries in docs/results/annotation/quality.md (the embedded 1.5B model cannot write
 reliable selections; its pointwise judgment fused with the first-stage score ranks best)."""
+
+POINTWISE_RULE = "top1+threshold:0.5"
+"""The label rule of ``pointwise`` where :data:`LOCAL_DEFAULTS` do not apply: the best-scored passage
+and every passage with P(useful) ≥ 0.5 (a query keeps a positive when no score reaches 0.5)."""
 
 
 @dataclass
@@ -76,9 +93,9 @@ class AnnotateConfig:
     contrast: bool = True
     signals: tuple[str, ...] = ("yesno",)
     weights: dict[str, float] = field(default_factory=dict)
-    task: str = "qa"
+    task: str = DEFAULT_TASK
     task_instruction: str | None = None
-    label_rule: str = "threshold:0.5"
+    label_rule: str = DEFAULT_RULE.spec
     margin: float = 0.0
     answer_max_tokens: int = 128
     extra_tokens: int = 0
@@ -103,10 +120,6 @@ class AnnotateConfig:
             raise ConfigError(f"top_m must be ≥ 1, got {self.top_m}")
         if self.answer_source not in ("relsel", "none"):
             raise ConfigError(f"answer_source must be 'relsel' or 'none', got {self.answer_source!r}")
-        from ..labels import parse_rule
-        from .fusion import check_signals
-        from .tasks import resolve_task
-
         self.label_rule = parse_rule(self.label_rule).spec
         self.signals, self.weights = check_signals(self.signals, self.weights)
         resolve_task(self.task, self.task_instruction)  # unknown names fail here, before any call
@@ -117,12 +130,49 @@ class AnnotateConfig:
         if self.joint and self.style != "compact":
             raise ConfigError("joint answer+selection exists only in the compact style")
 
+    @classmethod
+    def defaults(cls, backend: str, method: str | None = None) -> dict[str, Any]:
+        """The options a run with ``backend`` (a registered name) and ``method`` (None: the backend's
+        default) gets unless given: :data:`LOCAL_DEFAULTS` with a local backend (:data:`LOCAL_BACKENDS`)
+        and the local default method; else the dataclass defaults of the same fields (``utilsel``;
+        ``pointwise`` asks a pseudo-answer from a relevance selection) with :data:`POINTWISE_RULE` for
+        ``pointwise``."""
+        local = backend in LOCAL_BACKENDS
+        method = method or (LOCAL_DEFAULTS["method"] if local else _field_default("method"))
+        if local and method == LOCAL_DEFAULTS["method"]:
+            return dict(LOCAL_DEFAULTS)
+        out = {name: _field_default(name) for name in LOCAL_DEFAULTS}
+        out["method"] = method
+        if method == "pointwise":
+            out["label_rule"] = POINTWISE_RULE
+        return out
+
+    @classmethod
+    def resolve(cls, backend: str, dataset: Dataset | None = None, **given: Any) -> AnnotateConfig:
+        """The config of a run with ``backend`` (a registered name) on ``dataset``: the options ``given``
+        (``None`` = not given) over :meth:`defaults`; ``task`` when not given is the dataset's declared
+        task (e.g. ``claim`` for scifact), else ``qa``. Giving ``signals`` without ``weights`` means no
+        weights (the defaults' weights belong to the defaults' signals)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise ConfigError(f"unknown annotation option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        given = {k: v for k, v in given.items() if v is not None}
+        if "signals" in given:
+            given.setdefault("weights", {})
+        options = {**cls.defaults(backend, given.get("method")), **given}
+        options["task"] = given.get("task") or (dataset.task if dataset is not None else None) or DEFAULT_TASK
+        return cls(**options)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
     def task_spec(self):
         """The :class:`~.tasks.Task` whose texts fill every prompt of the run."""
-        from .tasks import resolve_task
-
         return resolve_task(self.task, self.task_instruction)
+
+
+def _field_default(name: str) -> Any:
+    f = AnnotateConfig.__dataclass_fields__[name]
+    return f.default_factory() if f.default is MISSING else f.default

@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, LLMError, require
+from ..llm.registry import get_backend
 from ..records import CandidateGroup, Document
 from .config import AnnotateConfig
+from .engine import annotate
+from .shards import merge_runs
 
 
 def shard_dir(out_dir: str | Path, index: int, n: int) -> Path:
@@ -29,9 +32,6 @@ def shard_dir(out_dir: str | Path, index: int, n: int) -> Path:
 
 def _run_shard(data, backend_name: str, backend_options: dict[str, Any], out: str, config: AnnotateConfig,
                shard: tuple[int, int], run_options: dict[str, Any]) -> dict[str, Any]:
-    from ..llm import get_backend
-    from .engine import annotate
-
     groups, corpus, answers = data
     with get_backend(backend_name, **backend_options) as backend:
         run = annotate(groups, corpus, backend, out, config, answers=answers, progress=False, shard=shard,
@@ -45,7 +45,7 @@ def annotate_ray(
     backend_name: str,
     backend_options: Mapping[str, Any],
     out_dir: str | Path,
-    config: AnnotateConfig,
+    config: AnnotateConfig | None = None,
     shards: int | None = None,
     answers: Mapping[str, Sequence[str]] | None = None,
     address: str | None = None,
@@ -56,14 +56,14 @@ def annotate_ray(
     """Annotate ``shards`` slices (default: one per CPU of the cluster) as Ray tasks and merge them into
     ``out_dir``; returns the merged summary.
 
+    ``config``: default :meth:`AnnotateConfig.resolve` for ``backend_name`` (as a local run's).
     ``run_options`` go to :func:`~utilabel.annotate.engine.annotate` in every task
     (``max_concurrency``, ``workers``, ``breaker``, ``overwrite``).
     """
     ray = require("ray", "ray")
-    from .shards import merge_runs
-
     if shards is not None and shards < 1:
         raise ConfigError(f"shards must be ≥ 1, got {shards}")
+    config = config or AnnotateConfig.resolve(backend_name)
     joined_here = not ray.is_initialized()
     if joined_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)

@@ -24,8 +24,9 @@ stay, so a re-run asks the server only for what those queries still miss. ``brea
 server failures stop the run (:class:`~utilabel.errors.LLMError`) after writing what is done.
 
 ``shard=(i, n)`` annotates the queries whose stable hash falls in slice ``i`` of ``n``
-(:mod:`utilabel.annotate.shards` joins shard folders). ``config.json`` records the settings; a
-re-run with other settings on the same folder is refused unless ``overwrite=True``.
+(:mod:`utilabel.annotate.shards` joins shard folders). ``config.json`` records the settings
+(:mod:`utilabel.annotate.runfolder`); a re-run with other settings on the same folder is refused unless
+``overwrite=True``.
 
 Files in ``out_dir``: ``calls.jsonl`` (append-only log), ``judgments.jsonl``, ``groups.jsonl``,
 ``summary.json`` (counts, failures by step and kind, failed queries, tokens, time), ``config.json``.
@@ -54,12 +55,14 @@ from ..data.groups import write_groups
 from ..data.judgments import read_judgments
 from ..errors import ConfigError, LLMError
 from ..fileio import atomic_write
-from ..labels import groups_from_judgments, judgment_labels
+from ..labels import RELEVANCE_METHODS, groups_from_judgments, judgment_labels
+from ..llm.base import LLMBackend
 from ..records import CandidateGroup, Document, Judgment
 from .caller import Caller, DryCaller, Estimate, QueryItem, Stats, VoteResult, approx_tokens
 from .config import AnnotateConfig
 from .methods import Method, get_method
 from .prompts import escape_passage
+from .runfolder import claim_folder, run_settings
 from .shards import in_shard
 from .store import CallStore
 
@@ -86,6 +89,14 @@ def check_candidates(groups: Sequence[CandidateGroup], corpus: Mapping[str, Docu
 
 def _wanted(g: CandidateGroup, answers: Mapping[str, Sequence[str]], needs_answers: bool) -> bool:
     return bool(g.candidates) and (not needs_answers or bool(answers.get(g.query_id)))
+
+
+def wanted_queries(groups: Sequence[CandidateGroup], answers: Mapping[str, Sequence[str]],
+                   config: AnnotateConfig) -> list[str]:
+    """The queries a run with ``config`` annotates: those with candidates (and gold answers where the
+    method needs them), in input order."""
+    needs_answers = get_method(config.method, config).needs_answers
+    return [g.query_id for g in groups if _wanted(g, answers, needs_answers)]
 
 
 def iter_items(groups: Sequence[CandidateGroup], corpus: Mapping[str, Document], config: AnnotateConfig,
@@ -179,39 +190,6 @@ class AnnotationRun:
         return read_judgments(self.out_dir / "judgments.jsonl")
 
 
-def _label_name(method: Method) -> str:
-    return "relevance" if method.name == "relsel" else "utility"
-
-
-def run_settings(config: AnnotateConfig, method: Method, model: str, shard: tuple[int, int] | None) -> dict[str, Any]:
-    """What ``config.json`` records: a run folder holds one setting; shards of a run differ only in ``shard``."""
-    return {"config": config.to_dict(), "model": model, "prompt_id": method.prompt_id,
-            "prompt_hashes": {p.ref: p.hash for p in method.prompts()}, "shard": list(shard) if shard else None}
-
-
-def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
-    """The settings that differ, as ``name: old → new`` (config fields by name)."""
-    flat = [(f"config.{k}", old.get("config", {}).get(k), v) for k, v in new["config"].items()]
-    flat += [(k, old.get(k), new[k]) for k in new if k != "config"]
-    return [f"{k.removeprefix('config.')}: {a!r} → {b!r}" for k, a, b in flat if a != b and k not in ignore]
-
-
-def _claim_folder(out_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
-    path = out_dir / "config.json"
-    if path.exists() and not overwrite:
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not a run's config ({exc}); use another --out or --overwrite") from None
-        diff = settings_diff(old, json.loads(json.dumps(settings)))  # compared as stored (tuples are lists)
-        if diff:
-            raise ConfigError(f"{out_dir} holds a run with other settings ({'; '.join(diff[:3])}"
-                              f"{'; ...' if len(diff) > 3 else ''}); use another --out, or --overwrite to "
-                              "replace its judgments (its call log is kept and reused)")
-    with atomic_write(path) as fh:
-        json.dump(settings, fh, indent=2)
-
-
 def positives_count(judgments: Sequence[Judgment], rule: str) -> int:
     """Number of positives of one query's judgments under the label rule."""
     per = judgment_labels(judgments, rule).get(judgments[0].query_id, {})
@@ -265,10 +243,24 @@ class _Spool:
         self.path.unlink(missing_ok=True)
 
 
+def _limits(backend: LLMBackend, max_concurrency: int | None, workers: int | None, breaker: int) -> tuple[int, int]:
+    """``(max_concurrency, workers)`` with their defaults (see :func:`annotate`), checked."""
+    if max_concurrency is None:
+        max_concurrency = backend.concurrency
+    if max_concurrency < 1:
+        raise ConfigError(f"max_concurrency must be ≥ 1, got {max_concurrency}")
+    workers = workers if workers is not None else max_concurrency
+    if workers < 1:
+        raise ConfigError(f"workers must be ≥ 1, got {workers}")
+    if breaker < 0:
+        raise ConfigError(f"breaker must be ≥ 0, got {breaker}")
+    return max_concurrency, workers
+
+
 def annotate(
     groups: Sequence[CandidateGroup],
     corpus: Mapping[str, Document],
-    backend,
+    backend: LLMBackend,
     out_dir: str | Path,
     config: AnnotateConfig | None = None,
     answers: Mapping[str, Sequence[str]] | None = None,
@@ -282,23 +274,17 @@ def annotate(
 ) -> AnnotationRun:
     """Annotate every candidate group; resumable, streaming (see module docstring).
 
+    ``config``: default :meth:`AnnotateConfig.resolve` for the backend (what ``utilabel annotate`` uses
+    with it; :func:`~utilabel.annotate.dataset.annotate_dataset` also takes the dataset's task).
     ``max_concurrency``: backend calls in flight at once (default 1: calls in input order; None: the
     backend's own ``concurrency``; give the backend at least as much); ``workers``: queries open at once (default
     ``max_concurrency``: a query makes one call at a time, and more threads only cost CPU);
     ``breaker``: stop after that many consecutive server failures (0: never); ``shard``: ``(i, n)``
     annotates slice ``i`` of ``n``.
     """
-    config = config or AnnotateConfig()
+    config = config or AnnotateConfig.resolve(backend.name)
     method = get_method(config.method, config)
-    if max_concurrency is None:
-        max_concurrency = getattr(backend, "concurrency", 1)
-    if max_concurrency < 1:
-        raise ConfigError(f"max_concurrency must be ≥ 1, got {max_concurrency}")
-    workers = workers if workers is not None else max_concurrency
-    if workers < 1:
-        raise ConfigError(f"workers must be ≥ 1, got {workers}")
-    if breaker < 0:
-        raise ConfigError(f"breaker must be ≥ 0, got {breaker}")
+    max_concurrency, workers = _limits(backend, max_concurrency, workers, breaker)
     if shard is not None:
         groups = [g for g in groups if in_shard(g.query_id, *shard)]
     check_candidates(groups, corpus)
@@ -308,108 +294,134 @@ def annotate(
         raise ConfigError(f"method {method.name!r} needs gold answers and no query has one")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = getattr(backend, "model", "") or getattr(backend, "name", "")
-    prompt_id = method.prompt_id
-    _claim_folder(out_dir, run_settings(config, method, model, shard), overwrite)
-    stats, tally = Stats(), _Tally()
-    t0 = time.perf_counter()
-    label = _label_name(method)
-
+    claim_folder(out_dir, run_settings(config, method, backend.model_id, shard), overwrite)
+    stats, t0 = Stats(), time.perf_counter()
     with CallStore(out_dir / "calls.jsonl") as store:
-        spool = _Spool(out_dir / ".judgments.spool")
-        caller = Caller(backend, store, config, stats, max_concurrency, breaker)
+        run = _Run(method, config, list(groups), out_dir, store, n_items, shard, t0,
+                   Caller(backend, store, config, stats, max_concurrency, breaker))
+        run.execute(iter_items(groups, corpus, config, answers, method.needs_answers), workers, progress,
+                    summary_every_s)
+    if run.caller.circuit_open.is_set():
+        raise LLMError(f"stopped after {breaker} consecutive server failures (last: {run.caller.last_error}); "
+                       f"{run.tally.done}/{n_items} queries done, outputs written to {out_dir}; re-run to continue")
+    return AnnotationRun(run.summary, out_dir, run.tally.unlabelled)
 
-        def one(item: QueryItem) -> tuple[QueryItem, list[Judgment], str | None]:
-            try:
-                votes = [method.run(item, order, caller, v) for v, order in enumerate(_orders(item, method, config))]
-            except LLMError as exc:
-                return item, [], f"{type(exc).__name__}: {exc}"
-            except BaseException:
-                caller.stop.set()  # a bug or a bad input: no query starts another call
-                raise
-            return item, aggregate(item, votes, method.name, model, prompt_id), None
 
-        def record(item: QueryItem, judgments: list[Judgment], error: str | None) -> None:
-            tally.done += 1
-            if error is not None:
-                tally.errors[item.query_id] = error
-            if not judgments:
-                tally.unlabelled.append(item.query_id)
-                return
-            spool.add(item.query_id, judgments)
-            tally.judgments += len(judgments)
-            if any(getattr(j, label) is not None for j in judgments):
-                tally.labelled += 1
-                tally.positives[positives_count(judgments, config.label_rule)] += 1
+class _Run:
+    """One :func:`annotate` call at work: schedules queries on a thread pool, records each finished
+    query (spool + tally), writes the summary now and then, and the output files at the end."""
 
-        def summarize(complete: bool) -> dict[str, Any]:
-            summary = _summary(config, model, prompt_id, n_items, tally, stats, label, time.perf_counter() - t0,
-                               complete, store.corrupt_lines, shard)
-            with atomic_write(out_dir / "summary.json") as fh:
-                json.dump(summary, fh, indent=2)
-            return summary
+    def __init__(self, method: Method, config: AnnotateConfig, groups: list[CandidateGroup], out_dir: Path,
+                 store: CallStore, n_items: int, shard: tuple[int, int] | None, t0: float, caller: Caller):
+        self.method, self.config, self.groups, self.out_dir = method, config, groups, out_dir
+        self.store, self.n_items, self.shard, self.t0, self.caller = store, n_items, shard, t0, caller
+        self.model = caller.model
+        self.label = "relevance" if method.name in RELEVANCE_METHODS else "utility"
+        self.tally = _Tally()
+        self.summary: dict[str, Any] = {}
+        self.spool: _Spool | None = None
 
-        def finish(complete: bool) -> dict[str, Any]:
-            with atomic_write(out_dir / "judgments.jsonl", "wb") as fh:
-                for g in groups:
-                    fh.write(spool.lines(g.query_id))
+    def one(self, item: QueryItem) -> tuple[QueryItem, list[Judgment], str | None]:
+        """Run every vote of one query (in a worker thread); a server failure is the query's error."""
+        method, caller = self.method, self.caller
+        try:
+            votes = [method.run(item, order, caller, v) for v, order in enumerate(_orders(item, method, self.config))]
+        except LLMError as exc:
+            return item, [], f"{type(exc).__name__}: {exc}"
+        except BaseException:
+            caller.stop.set()  # a bug or a bad input: no query starts another call
+            raise
+        return item, aggregate(item, votes, method.name, self.model, method.prompt_id), None
 
-            def training_groups():
-                for g in groups:
-                    data = spool.lines(g.query_id)
-                    if data:
-                        js = [Judgment(**json.loads(x)) for x in data.splitlines()]
-                        yield from groups_from_judgments(js, [g], config.label_rule)
+    def record(self, item: QueryItem, judgments: list[Judgment], error: str | None) -> None:
+        """Count a finished query and spool its judgments."""
+        tally = self.tally
+        tally.done += 1
+        if error is not None:
+            tally.errors[item.query_id] = error
+        if not judgments:
+            tally.unlabelled.append(item.query_id)
+            return
+        self.spool.add(item.query_id, judgments)
+        tally.judgments += len(judgments)
+        if any(getattr(j, self.label) is not None for j in judgments):
+            tally.labelled += 1
+            tally.positives[positives_count(judgments, self.config.label_rule)] += 1
 
-            write_groups(out_dir / "groups.jsonl", training_groups())
-            return summarize(complete)
-
+    def execute(self, todo: Iterator[QueryItem], workers: int, progress: bool, summary_every_s: float) -> None:
+        """Run every query of ``todo``; the output files are written even when interrupted."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_items, desc=f"annotate {method.name}", unit="q", disable=not progress, dynamic_ncols=True)
+        self.spool = _Spool(self.out_dir / ".judgments.spool")
+        bar = tqdm(total=self.n_items, desc=f"annotate {self.method.name}", unit="q", disable=not progress,
+                   dynamic_ncols=True)
         pool = ThreadPoolExecutor(workers, thread_name_prefix="annotate")
-        todo = iter_items(groups, corpus, config, answers, method.needs_answers)
+        complete = False
+        try:
+            self.schedule(pool, todo, workers, bar, summary_every_s)
+            complete = not self.caller.circuit_open.is_set()
+        finally:
+            self.caller.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+            self.finish(complete)
+            self.spool.close()
+
+    def schedule(self, pool: ThreadPoolExecutor, todo: Iterator[QueryItem], workers: int, bar,
+                 summary_every_s: float) -> None:
+        """Keep ``workers + 1`` queries open until ``todo`` is done or the circuit opens."""
         done: queue.SimpleQueue = queue.SimpleQueue()
         open_queries = 0
         last_summary = last_postfix = time.monotonic()
-        complete = False
-        try:
-            while True:
-                while open_queries < workers + 1 and not caller.circuit_open.is_set():
-                    item = next(todo, None)
-                    if item is None:
-                        break
-                    pool.submit(one, item).add_done_callback(done.put)
-                    open_queries += 1
-                if not open_queries:
+        while True:
+            while open_queries < workers + 1 and not self.caller.circuit_open.is_set():
+                item = next(todo, None)
+                if item is None:
                     break
-                finished = [done.get()]
-                while not done.empty():
-                    finished.append(done.get())
-                open_queries -= len(finished)
-                for fut in finished:
-                    record(*fut.result())
-                bar.update(len(finished))
-                now = time.monotonic()
-                if now - last_postfix >= 0.5:
-                    last_postfix = now
-                    bar.set_postfix(fail=stats.total_failures(), failed_q=len(tally.unlabelled),
-                                    errors=len(tally.errors), new=stats.calls_new, cached=stats.calls_cached,
-                                    refresh=False)
-                if now - last_summary >= summary_every_s:
-                    last_summary = now
-                    summarize(False)
-            complete = not caller.circuit_open.is_set()
-        finally:
-            caller.stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            bar.close()
-            summary = finish(complete)
-            spool.close()
-    if caller.circuit_open.is_set():
-        raise LLMError(f"stopped after {breaker} consecutive server failures (last: {caller.last_error}); "
-                       f"{tally.done}/{n_items} queries done, outputs written to {out_dir}; re-run to continue")
-    return AnnotationRun(summary, out_dir, tally.unlabelled)
+                pool.submit(self.one, item).add_done_callback(done.put)
+                open_queries += 1
+            if not open_queries:
+                return
+            finished = [done.get()]
+            while not done.empty():
+                finished.append(done.get())
+            open_queries -= len(finished)
+            for fut in finished:
+                self.record(*fut.result())
+            bar.update(len(finished))
+            now = time.monotonic()
+            if now - last_postfix >= 0.5:
+                last_postfix = now
+                stats, tally = self.caller.stats, self.tally
+                bar.set_postfix(fail=stats.total_failures(), failed_q=len(tally.unlabelled), errors=len(tally.errors),
+                                new=stats.calls_new, cached=stats.calls_cached, refresh=False)
+            if now - last_summary >= summary_every_s:
+                last_summary = now
+                self.summarize(False)
+
+    def summarize(self, complete: bool) -> dict[str, Any]:
+        """Write ``summary.json`` (also while the run goes on) and keep it as :attr:`summary`."""
+        self.summary = _summary(self.config, self.model, self.method.prompt_id, self.n_items, self.tally,
+                                self.caller.stats, self.label, time.perf_counter() - self.t0, complete,
+                                self.store.corrupt_lines, self.shard)
+        with atomic_write(self.out_dir / "summary.json") as fh:
+            json.dump(self.summary, fh, indent=2)
+        return self.summary
+
+    def finish(self, complete: bool) -> dict[str, Any]:
+        """Write ``judgments.jsonl`` and ``groups.jsonl`` in input order, then the summary."""
+        with atomic_write(self.out_dir / "judgments.jsonl", "wb") as fh:
+            for g in self.groups:
+                fh.write(self.spool.lines(g.query_id))
+        write_groups(self.out_dir / "groups.jsonl", self._training_groups())
+        return self.summarize(complete)
+
+    def _training_groups(self) -> Iterator:
+        for g in self.groups:
+            data = self.spool.lines(g.query_id)
+            if data:
+                js = [Judgment(**json.loads(x)) for x in data.splitlines()]
+                yield from groups_from_judgments(js, [g], self.config.label_rule)
 
 
 def _summary(config: AnnotateConfig, model: str, prompt_id: str, n_items: int, tally: _Tally, stats: Stats,

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, DataFormatError
 from ..fileio import atomic_write
+from .runfolder import settings_diff
 
 
 def shard_of(query_id: str, n: int) -> int:
@@ -71,10 +72,41 @@ SUMMED = ("queries", "queries_done", "queries_labelled", "queries_failed", "quer
 
 def merge_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, overwrite: bool = False) -> dict[str, Any]:
     """Join shard folders of one run into ``out_dir`` (see module docstring); returns the summary."""
-    from .engine import settings_diff
-
-    dirs = [Path(d) for d in run_dirs]
     out_dir = Path(out_dir)
+    ordered, settings = _shard_folders([Path(d) for d in run_dirs], out_dir, overwrite)
+    n = len(ordered)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries = [_read_json(d / "summary.json") for d in ordered]
+    seen: dict[str, int] = {}
+    with atomic_write(out_dir / "judgments.jsonl") as fh:
+        for i, d in enumerate(ordered):
+            path = d / "judgments.jsonl"
+            with open(path, encoding="utf-8") as src:
+                for lineno, line in enumerate(src, 1):
+                    try:
+                        qid = json.loads(line)["query_id"]
+                    except (ValueError, KeyError, TypeError):
+                        raise DataFormatError(path, lineno, "not a judgment") from None
+                    if seen.setdefault(qid, i) != i:
+                        raise ConfigError(f"query {qid!r} is in shard {seen[qid]}/{n} and in shard {i}/{n}")
+                    if shard_of(qid, n) != i:
+                        raise ConfigError(f"{path}:{lineno}: query {qid!r} belongs to shard {shard_of(qid, n)}/{n}")
+                    fh.write(line)
+    with atomic_write(out_dir / "groups.jsonl") as fh:
+        for d in ordered:
+            with open(d / "groups.jsonl", encoding="utf-8") as src:
+                fh.writelines(src)
+    merged = _merged_summary(ordered, summaries)
+    with atomic_write(out_dir / "config.json") as fh:
+        json.dump({**settings, "shard": None, "merged_from": [str(d) for d in ordered]}, fh, indent=2)
+    with atomic_write(out_dir / "summary.json") as fh:
+        json.dump(merged, fh, indent=2)
+    return merged
+
+
+def _shard_folders(dirs: list[Path], out_dir: Path, overwrite: bool) -> tuple[list[Path], dict[str, Any]]:
+    """The shard folders in shard order and their common settings; refuses folders that are not exactly
+    the shards ``0..n-1`` of one run, and an ``out_dir`` that is one of them or already holds a run."""
     if not dirs:
         raise ConfigError("merge needs at least one shard folder")
     if any(d.resolve() == out_dir.resolve() for d in dirs):
@@ -101,30 +133,11 @@ def merge_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, overwrite: b
         raise ConfigError(f"missing shard(s) {', '.join(f'{i}/{n}' for i in missing)} of {n}")
     if (out_dir / "config.json").exists() and not overwrite:
         raise ConfigError(f"{out_dir} already holds a run; merge into a new folder or pass --overwrite")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    return [by_index[i] for i in range(n)], settings[0]
 
-    ordered = [by_index[i] for i in range(n)]
-    summaries = [_read_json(d / "summary.json") for d in ordered]
-    seen: dict[str, int] = {}
-    with atomic_write(out_dir / "judgments.jsonl") as fh:
-        for i, d in enumerate(ordered):
-            path = d / "judgments.jsonl"
-            with open(path, encoding="utf-8") as src:
-                for lineno, line in enumerate(src, 1):
-                    try:
-                        qid = json.loads(line)["query_id"]
-                    except (ValueError, KeyError, TypeError):
-                        raise DataFormatError(path, lineno, "not a judgment") from None
-                    if seen.setdefault(qid, i) != i:
-                        raise ConfigError(f"query {qid!r} is in shard {seen[qid]}/{n} and in shard {i}/{n}")
-                    if shard_of(qid, n) != i:
-                        raise ConfigError(f"{path}:{lineno}: query {qid!r} belongs to shard {shard_of(qid, n)}/{n}")
-                    fh.write(line)
-    with atomic_write(out_dir / "groups.jsonl") as fh:
-        for d in ordered:
-            with open(d / "groups.jsonl", encoding="utf-8") as src:
-                fh.writelines(src)
 
+def _merged_summary(ordered: list[Path], summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shards' summaries added up (counts summed, failures and errors joined)."""
     merged: dict[str, Any] = {k: v for k, v in summaries[0].items() if k not in SUMMED}
     for k in SUMMED:
         merged[k] = sum(s.get(k, 0) for s in summaries)
@@ -142,8 +155,4 @@ def merge_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, overwrite: b
     merged["latency_s"] = round(sum(s.get("latency_s", 0.0) for s in summaries), 3)
     merged["elapsed_s_this_run"] = max(s.get("elapsed_s_this_run", 0.0) for s in summaries)
     merged["call_log_corrupt_lines"] = []
-    with atomic_write(out_dir / "config.json") as fh:
-        json.dump({**settings[0], "shard": None, "merged_from": [str(d) for d in ordered]}, fh, indent=2)
-    with atomic_write(out_dir / "summary.json") as fh:
-        json.dump(merged, fh, indent=2)
     return merged

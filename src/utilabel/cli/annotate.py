@@ -8,7 +8,7 @@ import json
 from ..annotate.fusion import SIGNALS
 from ..annotate.tasks import task_names
 from ..errors import ConfigError
-from ..labels import CALIBRATION_OBJECTIVES, RULE_HELP, parse_rule_template
+from ..labels import CALIBRATION_OBJECTIVES, DEFAULT_RULE, RULE_HELP, parse_rule, parse_rule_template
 from .argtypes import folder, llm_backend, nonneg_float, nonneg_int, out_file, positive_float, positive_int
 
 # Qwen2.5-Coder-1.5B Q4_K_M on embedded llama.cpp, 1 thread, on the shared 2-core CPU this project
@@ -21,7 +21,7 @@ DEFAULT_GEN_TPS = 4.0
 def _annotate_args(p: argparse.ArgumentParser) -> None:
     from ..annotate import method_names
     from ..annotate.prompts import STYLES
-    from ..llm.base import backend_names
+    from ..llm.registry import backend_names
 
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder (passage texts, answers)")
     p.add_argument("--split", default="train", help="split whose queries are annotated (default train)")
@@ -100,119 +100,83 @@ def _weights(items) -> dict[str, float]:
     return out
 
 
-def _defaults(args) -> dict:
-    """The options a run gets when not given: :data:`LOCAL_DEFAULTS` with a local backend and the
-    local default method, else the library's defaults (utilsel; pointwise asks a pseudo-answer)."""
-    from ..annotate.config import LOCAL_BACKENDS, LOCAL_DEFAULTS
-
-    method = args.method or (LOCAL_DEFAULTS["method"] if args.backend in LOCAL_BACKENDS else "utilsel")
-    local = args.backend in LOCAL_BACKENDS and method == LOCAL_DEFAULTS["method"]
-    out = dict(LOCAL_DEFAULTS) if local else {"method": method, "answer_source": "relsel", "signals": ("yesno",),
-                                              "weights": {}, "max_passage_words": 150,
-                                              "label_rule": "top1+threshold:0.5" if method == "pointwise"
-                                              else "threshold:0.5"}
-    given = {"answer_source": args.answer_source, "signals": args.signals, "label_rule": args.label_rule,
-             "max_passage_words": args.max_passage_words}
-    out.update({k: v for k, v in given.items() if v is not None})
-    if args.weight or args.signals is not None:
-        out["weights"] = _weights(args.weight)
-    out["method"] = method
-    return out
+def _options(args) -> dict:
+    """The annotation options the flags set (``None``: not given, the library decides); a calibrated
+    ``--label-rule`` template runs with its top-M part (or the default threshold) until calibrated."""
+    rule = args.label_rule
+    if rule is not None:
+        template, top = parse_rule_template(rule)
+        if template is None:
+            if not args.calibrate_on:
+                raise ConfigError(f"--label-rule {rule} needs --calibrate-on QRELS")
+            template = parse_rule(f"top{top}" if top else DEFAULT_RULE.spec)
+        rule = template.spec
+    return {
+        "method": args.method, "style": args.style, "seed": args.seed, "shuffle": not args.no_shuffle,
+        "votes": args.votes, "retries": args.retries, "max_passage_words": args.max_passage_words,
+        "window": args.window, "stride": args.stride, "top_m": args.top_m, "answer_source": args.answer_source,
+        "joint": False if args.no_joint else None, "extra_tokens": args.extra_tokens, "task": args.task,
+        "task_instruction": args.task_instruction, "label_rule": rule, "signals": args.signals,
+        "weights": _weights(args.weight) if args.weight else None,
+    }
 
 
 def _config(args, dataset):
+    """The run's config: the flags given, resolved by the library for the backend and the dataset."""
     from ..annotate import AnnotateConfig
-    from ..labels import parse_rule_template
 
-    d = _defaults(args)
-    rule = d["label_rule"]
-    template, top = parse_rule_template(rule)
-    if template is None and not args.calibrate_on:
-        raise ConfigError(f"--label-rule {rule} needs --calibrate-on QRELS")
-    return AnnotateConfig(
-        method=d["method"], style=args.style, seed=args.seed, shuffle=not args.no_shuffle, votes=args.votes,
-        retries=args.retries, max_passage_words=d["max_passage_words"], window=args.window, stride=args.stride,
-        top_m=args.top_m, answer_source=d["answer_source"],
-        joint=False if args.no_joint else None, extra_tokens=args.extra_tokens,
-        task=args.task or dataset.task or "qa", task_instruction=args.task_instruction,
-        label_rule=(template or parse_rule_template(f"top{top}" if top else "threshold:0.5")[0]).spec,
-        signals=d["signals"], weights=d["weights"],
-    )
-
-
-def _candidates(args, dataset):
-    from ..data.candidates import read_candidates
-    from ..records import CandidateGroup
-    from ..retrieve.bm25 import bm25_candidates
-
-    if args.candidates:
-        groups = read_candidates(args.candidates, dataset.corpus)
-        if args.limit is not None:
-            groups = groups[: args.limit]
-        return [CandidateGroup(g.query_id, g.query, tuple(sorted(g.candidates, key=lambda c: c.rank)[: args.k]))
-                for g in groups]
-    return bm25_candidates(dataset, args.split, k=args.k, limit=args.limit)
+    return AnnotateConfig.resolve(args.backend, dataset, **_options(args))
 
 
 def run_annotate(args) -> int:
     """Annotate candidates with an LLM (relsel, utilsel, utilrank, direct-utilsel, pointwise, answer-likelihood)."""
-    from ..annotate import annotate, estimate, estimate_summary
+    from ..annotate.dataset import AnnotationJob
+    from ..annotate.shards import parse_shard
     from ..data.registry import load_dataset
 
     dataset = load_dataset(args.dataset)
-    config = _config(args, dataset)
-    groups = _candidates(args, dataset)
-    answers = {qid: q.answers for qid, q in dataset.queries.items() if q.answers}
+    job = AnnotationJob.for_dataset(dataset, args.backend, split=args.split, candidates=args.candidates, k=args.k,
+                                    limit=args.limit, config=_config(args, dataset))
     if args.dry_run:
-        est = estimate(groups, dataset.corpus, config, answers)
-        report = estimate_summary(est, args.prompt_tps, args.gen_tps, 0.0, args.usd_per_m_prompt,
-                                  args.usd_per_m_completion)
-        print(f"queries            {report['queries']}")
-        print(f"calls              {report['calls']} (without retries)")
-        print(f"prompt tokens      {report['prompt_tokens']:,} (≈ chars/4 + 4 per message)")
-        print(f"completion tokens  {report['completion_tokens']:,}")
-        for step, s in report["by_step"].items():
-            print(f"  {step:<18} {s['calls']} calls, {s['prompt_tokens']:,} prompt, {s['completion_tokens']:,} completion")
-        print(f"time               ≈ {report['estimated_seconds'] / 60:.1f} min "
-              f"({report['seconds_per_query']} s/query at {args.prompt_tps:g} prompt tok/s, {args.gen_tps:g} gen tok/s)")
-        print(f"cost               ≈ ${report['estimated_cost_usd']:.4f}")
-        return 0
-    from ..annotate.shards import parse_shard
-
-    shard = parse_shard(args.shard) if args.shard else None
-    name, options = args.backend, _backend_options(args)
-    run_options = {"max_concurrency": args.max_concurrency, "workers": args.workers, "breaker": args.circuit_breaker,
-                   "overwrite": args.overwrite}
-    if args.executor == "ray":
-        from ..annotate.distributed import annotate_ray
-
-        if shard:
-            raise ConfigError("--shard and --executor ray exclude each other (ray runs all shards)")
-        summary = annotate_ray(groups, dataset.corpus, name, options, args.out, config, args.shards,
-                               answers=answers, address=args.ray_address, **run_options)
-    else:
-        from ..llm import get_backend
-
-        with get_backend(name, **options) as backend:
-            summary = annotate(groups, dataset.corpus, backend, args.out, config, answers=answers,
-                               progress=not args.no_progress, shard=shard, **run_options).summary
+        return _report_estimate(job, args)
+    run = job.run(args.backend, args.out, backend_options=_backend_options(args), executor=args.executor,
+                  shards=args.shards, ray_address=args.ray_address, progress=not args.no_progress,
+                  shard=parse_shard(args.shard) if args.shard else None, max_concurrency=args.max_concurrency,
+                  workers=args.workers, breaker=args.circuit_breaker, overwrite=args.overwrite)
     if args.calibrate_on:
         from ..annotate.calibration import calibrate_run
 
-        cal = calibrate_run(args.out, _human_qrels(args.calibrate_on, dataset), groups,
-                            parse_rule_template(_defaults(args)["label_rule"])[1],
-                            args.calibration_queries, args.calibration_objective, dataset.relevance_level)
+        cal = calibrate_run(args.out, _human_qrels(args.calibrate_on, dataset), job.groups,
+                            parse_rule(job.config.label_rule).top, args.calibration_queries,
+                            args.calibration_objective, dataset.relevance_level)
         print(f"calibrated label rule {cal['rule']} on {len(cal['queries'])} queries "
               f"({args.calibration_objective} {cal[args.calibration_objective]:.3f})")
-    return _report_run(summary, args.out)
+    return _report_run(run.summary, args.out)
+
+
+def _report_estimate(job, args) -> int:
+    """Print the dry run's calls, tokens, time and cost."""
+    from ..annotate import estimate_summary
+
+    report = estimate_summary(job.estimate(), args.prompt_tps, args.gen_tps, 0.0, args.usd_per_m_prompt,
+                              args.usd_per_m_completion)
+    print(f"queries            {report['queries']}")
+    print(f"calls              {report['calls']} (without retries)")
+    print(f"prompt tokens      {report['prompt_tokens']:,} (≈ chars/4 + 4 per message)")
+    print(f"completion tokens  {report['completion_tokens']:,}")
+    for step, s in report["by_step"].items():
+        print(f"  {step:<18} {s['calls']} calls, {s['prompt_tokens']:,} prompt, {s['completion_tokens']:,} completion")
+    print(f"time               ≈ {report['estimated_seconds'] / 60:.1f} min "
+          f"({report['seconds_per_query']} s/query at {args.prompt_tps:g} prompt tok/s, {args.gen_tps:g} gen tok/s)")
+    print(f"cost               ≈ ${report['estimated_cost_usd']:.4f}")
+    return 0
 
 
 def _backend_options(args) -> dict:
     """Backend options from the flags; client options only where the backend has them."""
-    from ..llm.base import backend_class
+    from ..llm.registry import backend_class
 
-    cls = backend_class(args.backend)
-    accepted = set(cls.option_names()) if hasattr(cls, "option_names") else set()
+    accepted = set(backend_class(args.backend).option_names())
     options: dict = {}
     if args.model:
         options["model"] = args.model

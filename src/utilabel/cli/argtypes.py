@@ -68,7 +68,7 @@ def out_file(text: str) -> str:
 def llm_backend(text: str) -> str:
     """An LLM backend a user can run: any registered one but ``fake`` (scripted, for tests)."""
     if text == "fake":
-        from ..llm.base import backend_names
+        from ..llm.registry import backend_names
 
         real = [n for n in backend_names() if n != "fake"]
         raise argparse.ArgumentTypeError(f"'fake' replays scripted replies in tests; choose one of {', '.join(real)}")

@@ -62,7 +62,7 @@ def _rag_args(p: argparse.ArgumentParser) -> None:
 def rag(args) -> int:
     """RAG evaluation: a reader LLM answers from top-k passages; EM, F1, ROUGE-L, answer-in-passages."""
     from ..evaluate.rag import RAGConfig, evaluate_rag
-    from ..llm.base import get_backend
+    from ..llm.registry import get_backend
 
     ds = load_dataset(args.dataset)
     run = read_trec_run(args.run)

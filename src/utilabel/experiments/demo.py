@@ -1,6 +1,8 @@
 """A small end-to-end run for a laptop CPU (``utilabel demo``): BM25 candidates → live LLM
-annotation (utility selection with the embedded llama.cpp model) → training on human vs LLM labels
-→ evaluation on SciFact test (in-domain) and ArguAna (out-of-domain) → a table and a report.
+annotation (the embedded llama.cpp model, with the config ``utilabel annotate`` would use for it on
+SciFact: :meth:`~utilabel.annotate.config.AnnotateConfig.resolve`, only the prompt sizes made smaller)
+→ training on human vs LLM labels → evaluation on SciFact test (in-domain) and ArguAna
+(out-of-domain) → a table and a report.
 
 To fit in minutes on two CPU cores the demo annotates a handful of queries, trains a few steps and
 evaluates by *re-ranking the BM25 top-``pool`` of sampled test queries* (the full experiment, with
@@ -13,11 +15,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from ..annotate.config import AnnotateConfig
+from ..annotate.dataset import AnnotationJob
 from ..errors import ConfigError
 from ..fileio import atomic_write
+from ..labels import Labels, judgment_labels
+from ..llm.registry import get_backend
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +34,26 @@ GPU_HINT = ("This was a small CPU demo (a handful of queries, a few training ste
             "with a 7B+ model through `--backend openai`/vLLM, epochs 2+, max lengths 256, all test queries, 3 seeds).")
 
 
+DEMO_ANNOTATION_SIZES: dict[str, Any] = {"max_passage_words": 60, "retries": 1}
+"""The only annotation options the demo sets itself (shorter prompts, fewer retries, to fit a CPU);
+everything else is the library's default for the annotator backend and SciFact."""
+
+
 @dataclass
 class DemoConfig:
-    """Sizes of the demo. ``annotator_model``: the embedded llama.cpp model that annotates with
-    ``method`` (``pointwise`` — P(useful) from token log-probabilities, robust with a 135M model —
-    or a listwise method such as ``utilsel`` with a larger model); ``label_rule`` makes the positives
-    (:mod:`utilabel.labels`)."""
+    """Sizes of the demo. ``annotator_model``: the embedded llama.cpp model that annotates.
+    ``method`` and ``label_rule``: ``None`` = the library's default for the ``annotator`` backend
+    (:meth:`~utilabel.annotate.config.AnnotateConfig.resolve`: pointwise with llamacpp, P(useful)
+    from token log-probabilities fused with the BM25 score, top-1 positives), or a method such as
+    ``utilsel`` (with a larger model) and a rule of :mod:`utilabel.labels`."""
 
     out: str = "runs/demo"
     train_queries: int = 6
     candidates: int = 5
     annotator: str = "llamacpp"
     annotator_model: str = "smollm2-135m"
-    method: str = "pointwise"
-    label_rule: str = "threshold:0.5"
+    method: str | None = None
+    label_rule: str | None = None
     eval_queries: int = 30
     pool: int = 20
     train_steps: int = 6
@@ -67,13 +80,9 @@ class DemoResult:
 
 def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] | None = None) -> DemoResult:
     """Run the demo (see module docstring); returns the nDCG@10 table and the report path."""
-    from ..annotate.config import AnnotateConfig
-    from ..annotate.engine import annotate
     from ..data.registry import load_dataset
     from ..evaluate.retrieval import evaluate_run
-    from ..labels import judgment_labels
     from ..labels.sources import human_labels
-    from ..llm.base import get_backend
     from ..retrieve.bm25 import BM25Retriever, bm25_candidates
     from ..retrieve.dense import rerank
     from ..retrieve.encoder import Encoder
@@ -98,13 +107,11 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
     steps["candidates"] = time.time() - t0
 
     t = time.time()
-    say(f"2/4 live LLM annotation ({cfg.method}) with {cfg.annotator}:{cfg.annotator_model}")
-    with get_backend(cfg.annotator, model=cfg.annotator_model) as backend:
-        extra = {"answer_source": "none"} if cfg.method == "pointwise" else {}
-        ann = annotate(groups, scifact.corpus, backend, out / "annotation",
-                       AnnotateConfig(method=cfg.method, max_passage_words=60, retries=1, label_rule=cfg.label_rule,
-                                      **extra), progress=True)
-    llm = judgment_labels(ann.judgments, cfg.label_rule, field="utility")
+    annotation = annotation_config(cfg, scifact)
+    cfg = replace(cfg, method=annotation.method, label_rule=annotation.label_rule)  # the report names them
+    say(f"2/4 live LLM annotation ({annotation.method}, {annotation.task} task, labels {annotation.label_rule}) "
+        f"with {cfg.annotator}:{cfg.annotator_model}")
+    llm = annotate_demo(cfg, scifact, groups, out / "annotation", annotation)
     human = variants.restrict(human_labels(scifact, "train"), qids)
     agree = _agreement(human, llm)
     notes.append(f"LLM labels: {variants.label_stats(llm)['queries_with_positive']}/{len(qids)} queries with a useful "
@@ -152,6 +159,23 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
     seconds = time.time() - t0
     report = _write_report(out / "report.md", cfg, table, steps, seconds, notes, len(qids))
     return DemoResult(table, report, seconds, steps, notes)
+
+
+def annotation_config(cfg: DemoConfig, dataset) -> AnnotateConfig:
+    """The demo's annotation config: the library's resolution for the annotator backend and ``dataset``
+    (its task), with the demo's sizes (:data:`DEMO_ANNOTATION_SIZES`) and its method/rule if set."""
+    return AnnotateConfig.resolve(cfg.annotator, dataset, method=cfg.method, label_rule=cfg.label_rule,
+                                  **DEMO_ANNOTATION_SIZES)
+
+
+def annotate_demo(cfg: DemoConfig, dataset, groups, out: Path, config: AnnotateConfig) -> Labels:
+    """Annotate ``groups`` live with the demo's annotator into ``out`` with ``config`` (from
+    :func:`annotation_config`); the LLM labels under the run's label rule. A folder from an earlier demo
+    with other settings is re-labelled (its call log is reused)."""
+    job = AnnotationJob.for_dataset(dataset, cfg.annotator, candidates=groups, k=cfg.candidates, config=config)
+    with get_backend(cfg.annotator, model=cfg.annotator_model) as backend:
+        run = job.run(backend, out, progress=False, overwrite=True)
+    return judgment_labels(run.judgments, config.label_rule, field="utility")
 
 
 def _agreement(human, llm) -> str:

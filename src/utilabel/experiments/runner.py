@@ -253,7 +253,7 @@ class ExperimentRunner:
 
     def reader(self):
         if self._reader is None:
-            from ..llm.base import get_backend
+            from ..llm.registry import get_backend
 
             rag = self.config.rag
             self._reader = get_backend(rag.reader, model=rag.model, **rag.options)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, LLMError, UnknownNameError
+from ..errors import ConfigError, LLMError
 
 
 class TransientLLMError(LLMError):
@@ -83,12 +83,24 @@ class LLMBackend(ABC):
     name: ClassVar[str] = ""
     supports_grammar: ClassVar[bool] = False  # honours ChatRequest.grammar / json_schema
     supports_logprob: ClassVar[bool] = False  # implements logprob / token_logprobs
+    concurrency: int = 1  # requests the backend serves at once (``annotate(max_concurrency=None)`` uses it)
     max_retries: int = 4
     backoff_s: float = 0.5
 
     def __init__(self, model: str = "", **options: Any):
         self.model = model
         self.options = options
+
+    @property
+    def model_id(self) -> str:
+        """What judgments and call keys name: the model, or the backend's name when it has none."""
+        return self.model or self.name
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The client options this backend accepts by name (the CLI maps flags such as ``--max-retries``
+        only onto these); none by default."""
+        return []
 
     @abstractmethod
     def _chat_one(self, request: ChatRequest) -> ChatResponse:
@@ -168,22 +180,3 @@ def register_backend(cls: type[LLMBackend]) -> type[LLMBackend]:
         raise ConfigError(f"{cls.__name__} has no name")
     _BACKENDS[cls.name] = cls
     return cls
-
-
-def backend_names() -> list[str]:
-    from . import backends  # noqa: F401 - registers on import
-
-    return sorted(_BACKENDS)
-
-
-def backend_class(name: str) -> type[LLMBackend]:
-    """The registered backend class called ``name``; an unknown name lists the valid ones."""
-    names = backend_names()
-    if name not in _BACKENDS:
-        raise UnknownNameError("LLM backend", name, names)
-    return _BACKENDS[name]
-
-
-def get_backend(name: str, **options: Any) -> LLMBackend:
-    """Instantiate a backend by name (``openai``, ``llamacpp``, ``transformers``, ``vllm``, ``fake``)."""
-    return backend_class(name)(**options)
