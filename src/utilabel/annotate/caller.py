@@ -13,6 +13,7 @@ retries) it refuses further calls with :class:`CircuitOpenError`.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -217,7 +218,7 @@ class Caller:
             key = call_key(prompt.ref, prompt.hash, self.model, payload)
             rec = self.store.get(key)
             if rec is None:
-                resp = self._backend(lambda request=request: self.backend.chat(request))
+                resp = self._backend(functools.partial(self.backend.chat, request))
                 parsed = parse(resp.text)
                 rec = self._record(
                     key, prompt, ctx, attempt, payload,
@@ -254,7 +255,7 @@ class Caller:
                                        latency_s=latency)
             self.stats.add(calls_new=len(missing), latency_s=latency * len(missing))
         self.stats.add(calls_cached=len(payloads) - len(missing))
-        return [r["output"] for r in recs]
+        return [r["output"] for r in recs if r is not None]  # every record is filled in above
 
     def logprob_many(self, prompt: Prompt, values_list: Sequence[dict[str, Any]], continuations: Sequence[str],
                      ctx: CallContext) -> list[float]:

@@ -175,4 +175,4 @@ class AnnotateConfig:
 
 def _field_default(name: str) -> Any:
     f = AnnotateConfig.__dataclass_fields__[name]
-    return f.default_factory() if f.default is MISSING else f.default
+    return f.default_factory() if f.default_factory is not MISSING else f.default

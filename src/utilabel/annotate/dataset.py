@@ -72,7 +72,7 @@ class AnnotationJob:
         if not isinstance(config, AnnotateConfig):
             config = AnnotateConfig.resolve(backend, dataset, **dict(config or {}))
         groups = dataset_candidates(dataset, split, candidates, k, limit)
-        answers = {qid: q.answers for qid, q in dataset.queries.items() if q.answers}
+        answers: dict[str, Sequence[str]] = {qid: q.answers for qid, q in dataset.queries.items() if q.answers}
         return cls(groups, dataset.corpus, answers, config)
 
     def estimate(self, **options: Any) -> Estimate:

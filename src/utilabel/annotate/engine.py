@@ -319,7 +319,7 @@ class _Run:
         self.label = "relevance" if method.name in RELEVANCE_METHODS else "utility"
         self.tally = _Tally()
         self.summary: dict[str, Any] = {}
-        self.spool: _Spool | None = None
+        self.spool: _Spool  # opened by execute()
 
     def one(self, item: QueryItem) -> tuple[QueryItem, list[Judgment], str | None]:
         """Run every vote of one query (in a worker thread); a server failure is the query's error."""

@@ -113,7 +113,7 @@ def _shard_folders(dirs: list[Path], out_dir: Path, overwrite: bool) -> tuple[li
         raise ConfigError(f"--out {out_dir} is one of the shard folders; merge into a new folder")
     settings = [_read_json(d / "config.json") for d in dirs]
     by_index: dict[int, Path] = {}
-    n = None
+    n: int | None = None
     for d, s in zip(dirs, settings):
         if not s.get("shard"):
             raise ConfigError(f"{d} is not a shard (it was run without --shard i/N)")
@@ -128,6 +128,7 @@ def _shard_folders(dirs: list[Path], out_dir: Path, overwrite: bool) -> tuple[li
         if diff:
             raise ConfigError(f"{d} was run with other settings than {dirs[0]} ({'; '.join(diff[:3])}); "
                               "only shards of one run can be merged")
+    assert n is not None  # dirs is not empty and each is a shard
     missing = sorted(set(range(n)) - set(by_index))
     if missing:
         raise ConfigError(f"missing shard(s) {', '.join(f'{i}/{n}' for i in missing)} of {n}")

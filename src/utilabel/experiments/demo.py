@@ -120,7 +120,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
 
     t = time.time()
     say(f"3/4 training on human vs LLM labels ({cfg.train_steps} steps each)")
-    models: dict[str, object] = {"base": None}
+    models: dict[str, Path | None] = {"base": None}
     for name, labels in (("human", human), ("LLM", llm)):
         if not any(w > 0 for v in labels.values() for w in v.values()):
             notes.append(f"{name} labels have no positive: no {name} model")

@@ -157,13 +157,13 @@ def _rows(config: ExperimentConfig, records: list[dict], all_ds: list[str]):
     study_kind = {s.name: s.kind for s in config.studies}
     rows_by_kind: dict[str, list[str]] = defaultdict(list)
     for r in records:
-        kind = study_kind.get(r.get("study"), "reference")
+        kind = study_kind.get(r.get("study") or "", "reference")
         if r["row"] not in rows_by_kind[kind]:
             rows_by_kind[kind].append(r["row"])
     study_ds = {s.name: set(s.datasets or all_ds) for s in config.studies}
     planned: dict[str, set[str]] = defaultdict(set)  # row → datasets the studies it appears in evaluate it on
     for r in records:
-        planned[r["row"]] |= study_ds.get(r.get("study"), set(all_ds))
+        planned[r["row"]] |= study_ds.get(r.get("study") or "", set(all_ds))
     return rows_by_kind, planned
 
 

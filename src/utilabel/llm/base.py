@@ -82,7 +82,7 @@ class LLMBackend(ABC):
 
     name: ClassVar[str] = ""
     supports_grammar: ClassVar[bool] = False  # honours ChatRequest.grammar / json_schema
-    supports_logprob: ClassVar[bool] = False  # implements logprob / token_logprobs
+    supports_logprob: bool = False  # implements logprob / token_logprobs
     concurrency: int = 1  # requests the backend serves at once (``annotate(max_concurrency=None)`` uses it)
     max_retries: int = 4
     backoff_s: float = 0.5

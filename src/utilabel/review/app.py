@@ -21,6 +21,7 @@ import hmac
 import secrets
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from ..errors import ConfigError, require
@@ -104,7 +105,7 @@ class Review:
         from starlette.responses import HTMLResponse
 
         grades = list(range(self.queue.max_grade + 1))
-        ctx = {"pos": pos, "done": self.queue.labelled(self.store.mine), "total": len(self.queue.items),
+        ctx: dict[str, Any] = {"pos": pos, "done": self.queue.labelled(self.store.mine), "total": len(self.queue.items),
                "runs_total": self.queue.total, "annotator": self.store.annotator, "out": str(self.store.out),
                "message": message, "grades": grades, "graded": self.queue.max_grade > 1,
                "methods": self.queue.methods, "csrf": self.csrf, "v": self.asset_version}

@@ -128,6 +128,7 @@ def data_from_groups(groups: Sequence[TrainingGroup], texts: Mapping[str, str] |
                      corpus: Mapping[str, Document] | None = None, source: str = "in-memory groups") -> TrainingData:
     """Training data from groups: their positives (weights kept) and negatives (the hard negatives);
     passage texts from ``texts`` (``{doc_id: text}``) or ``corpus``, random negatives from the same pool."""
+    known: Mapping[str, object]
     if texts is not None:
         known, text_of = texts, texts.__getitem__
     elif corpus is not None:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError, require
 from ..fileio import AppendLog, atomic_write, sweep_stale_temps
@@ -139,10 +140,11 @@ class _Run:
     rank: int
     world: int
     amp_dtype: object | None = None  # None = no autocast
-    model: BiEncoder | None = None
-    optimizer: object = None
-    scheduler: object = None
-    scaler: object = None
+    # set by _start before any step (torch's optimiser, LR scheduler and grad scaler objects)
+    model: BiEncoder = None  # type: ignore[assignment]
+    optimizer: Any = None
+    scheduler: Any = None
+    scaler: Any = None
     step: int = 0
     elapsed: float = 0.0
     masked: int = 0
