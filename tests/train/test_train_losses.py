@@ -29,8 +29,8 @@ def _value_and_grad(loss, scores, weights):
 
 
 def test_registry_lists_valid_names():
-    assert loss_names() == ["disj", "infonce", "joint", "lsep"]
-    with pytest.raises(UnknownNameError, match="unknown loss 'foo'; valid: disj, infonce, joint, lsep"):
+    assert loss_names() == ["disj", "disj_kl", "infonce", "joint", "kl", "lsep", "margin_mse"]
+    with pytest.raises(UnknownNameError, match="unknown loss 'foo'; valid: disj, disj_kl, infonce, joint, kl, lsep, margin_mse"):
         get_loss("foo")
 
 

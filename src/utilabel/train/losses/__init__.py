@@ -2,16 +2,22 @@
 
 One module per loss (:mod:`.infonce`, :mod:`.joint`, :mod:`.disj`, :mod:`.lsep`), all sharing
 the input contract of :mod:`.base`: a score matrix ``[Q, D]`` and a label-weight matrix ``[Q, D]``.
+The distillation losses (:mod:`.kl`, :mod:`.margin_mse`, :mod:`.disj_kl`) also take teacher
+scores (:class:`.base.TeacherScores`) and have ``needs_teacher = True``; they are not yet wired
+into ``utilabel train`` (called without a teacher they raise a ConfigError saying so).
 """
 
 from __future__ import annotations
 
 from ...errors import UnknownNameError
-from .base import GroupLoss, valid_rows
+from .base import GroupLoss, TeacherScores, valid_rows
 from .disj import DisjLoss
+from .disj_kl import DisjKLLoss
 from .infonce import InfoNCELoss
 from .joint import JointLoss
+from .kl import KLDistillLoss
 from .lsep import LSEPLoss
+from .margin_mse import MarginMSELoss
 
 LOSSES: dict[str, type[GroupLoss]] = {}
 
@@ -22,7 +28,7 @@ def register_loss(cls: type[GroupLoss]) -> type[GroupLoss]:
     return cls
 
 
-for _cls in (InfoNCELoss, JointLoss, DisjLoss, LSEPLoss):
+for _cls in (InfoNCELoss, JointLoss, DisjLoss, LSEPLoss, KLDistillLoss, MarginMSELoss, DisjKLLoss):
     register_loss(_cls)
 
 
@@ -37,4 +43,10 @@ def get_loss(name: str, **options) -> GroupLoss:
     return LOSSES[name](**options)
 
 
-__all__ = ["GroupLoss", "LOSSES", "get_loss", "loss_names", "register_loss", "valid_rows"]
+def teacher_loss_names() -> list[str]:
+    """Losses that need teacher scores (``needs_teacher``)."""
+    return sorted(n for n, cls in LOSSES.items() if cls.needs_teacher)
+
+
+__all__ = ["GroupLoss", "LOSSES", "TeacherScores", "get_loss", "loss_names", "register_loss", "teacher_loss_names",
+           "valid_rows"]

@@ -11,9 +11,18 @@ Every loss is an ``nn.Module`` whose math lives in :meth:`GroupLoss.per_query`; 
 and returns the per-query loss ``[Q]``, with 0 for queries that have no positive (masked). No loss
 assumes the positive sits at a fixed index. :meth:`GroupLoss.forward` averages over the valid
 queries; trainers that need a global normaliser (DDP, GradCache) use ``per_query`` directly.
+
+Distillation losses (``needs_teacher = True``: :mod:`.kl`, :mod:`.margin_mse`, :mod:`.disj_kl`) also
+take ``teacher``, a :class:`TeacherScores` aligned with the score matrix: the teacher's score of
+each (query, passage) entry and a mask of the entries that have one (normally the query's own
+candidate group; other queries' passages and padding are ``False``). Their ``per_query`` takes
+``(scores, weights, teacher)``; the other losses keep ``(scores, weights)`` and :meth:`GroupLoss.forward`
+passes ``teacher`` only to losses that need it, so existing callers are unchanged.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -33,6 +42,36 @@ def check_inputs(scores: torch.Tensor, weights: torch.Tensor) -> None:
         )
     if (weights < 0).any():
         raise ConfigError("label weights must be >= 0")
+
+
+class TeacherScores(NamedTuple):
+    """Teacher scores aligned with a ``[Q, D]`` score matrix.
+
+    ``scores`` ``[Q, D]`` float: the teacher's score of passage ``d`` for query ``q`` (any real scale:
+    LLM log-odds, a cross-encoder logit, a graded label); ignored where ``mask`` is False, so it may
+    hold anything there (0, NaN). ``mask`` ``[Q, D]`` bool: which entries have a teacher score.
+    """
+
+    scores: torch.Tensor
+    mask: torch.Tensor
+
+
+def check_teacher(scores: torch.Tensor, teacher: TeacherScores | None, loss: str) -> None:
+    if teacher is None:
+        raise ConfigError(f"loss {loss!r} needs teacher scores (not yet wired into 'utilabel train')")
+    if teacher.scores.shape != scores.shape or teacher.mask.shape != scores.shape:
+        raise ConfigError(f"teacher scores and mask must have the score matrix's shape {tuple(scores.shape)}; "
+                          f"got {tuple(teacher.scores.shape)} and {tuple(teacher.mask.shape)}")
+    if teacher.mask.dtype != torch.bool:
+        raise ConfigError(f"teacher mask must be a bool tensor, got {teacher.mask.dtype}")
+    if not torch.isfinite(teacher.scores[teacher.mask]).all():
+        raise ConfigError("teacher scores must be finite where the mask is True")
+
+
+def positive_temperature(value: float, what: str) -> float:
+    if not (isinstance(value, int | float) and value > 0 and value != float("inf")):
+        raise ConfigError(f"{what} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def log_weights(weights: torch.Tensor) -> torch.Tensor:
@@ -58,13 +97,25 @@ class GroupLoss(nn.Module):
     #: True when, for a query with one positive (of any weight), the loss has InfoNCE's gradient
     #: (the same objective up to a constant): grids may train such a model once for both losses
     infonce_with_one_positive = False
+    #: True when ``per_query`` takes a third argument, the :class:`TeacherScores` (distillation)
+    needs_teacher = False
 
     def per_query(self, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def forward(self, scores: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Mean loss over the queries that have a positive (0 when none has)."""
+    def rows(self, weights: torch.Tensor, teacher: TeacherScores | None = None,
+             scores: torch.Tensor | None = None) -> torch.Tensor:
+        """Bool ``[Q]``: the queries this loss averages over (by default those with a positive)."""
+        return valid_rows(weights)
+
+    def forward(self, scores: torch.Tensor, weights: torch.Tensor, teacher: TeacherScores | None = None) -> torch.Tensor:
+        """Mean loss over :meth:`rows` (0 when there is none); ``teacher`` is ignored by losses
+        that do not need it."""
         check_inputs(scores, weights)
-        per_q = self.per_query(scores, weights)
-        n = valid_rows(weights).sum()
+        if self.needs_teacher:  # per_query checks the teacher
+            per_q = self.per_query(scores, weights, teacher)
+            n = self.rows(weights, teacher, scores).sum()
+        else:
+            per_q = self.per_query(scores, weights)
+            n = self.rows(weights).sum()
         return per_q.sum() / n.clamp_min(1)
