@@ -1,5 +1,6 @@
-"""``utilabel retrieve bm25|dense``: BM25 top-k run (TREC) and optional candidate groups (JSONL); dense
-retrieval with a bi-encoder (:func:`utilabel.retrieve.dense.dense_search`)."""
+"""``utilabel retrieve bm25|dense|hybrid``: BM25 top-k run (TREC) and optional candidate groups (JSONL); dense
+retrieval with a bi-encoder (:func:`utilabel.retrieve.dense.dense_search`); fusion of TREC runs
+(:mod:`utilabel.retrieve.hybrid`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import argparse
 
 from ..data.candidates import write_candidates
 from ..data.registry import load_dataset
-from ..data.trec import write_trec_run
+from ..data.trec import read_trec_run, write_trec_run
+from ..errors import ConfigError
 from ..retrieve.bm25 import BM25Config, BM25Retriever, bm25_candidates, run_from_candidates
+from ..retrieve.hybrid import NORMALIZATIONS, choose_fusion_weight, fuse, top_k
 from .argtypes import nonneg_float, out_file, positive_int, unit_float
 
 
@@ -74,7 +77,51 @@ def dense(args) -> int:
     return 0
 
 
+def _hybrid_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="two or more TREC run files to fuse")
+    p.add_argument("--method", default="rrf", choices=("rrf",) + NORMALIZATIONS,
+                   help="rrf (reciprocal-rank fusion, default), or a convex combination of per-query minmax / zscore "
+                        "normalised scores")
+    p.add_argument("--rrf-k", type=nonneg_float, default=60.0, help="RRF constant k (default 60)")
+    p.add_argument("--w", type=unit_float, default=None,
+                   help="convex fusion: weight of the first run, the others share 1-w (default: equal weights)")
+    p.add_argument("--dev-runs", nargs=2, default=None, metavar=("DEV_A", "DEV_B"),
+                   help="convex fusion of two runs: choose --w on these runs of a dev split (needs --dataset)")
+    p.add_argument("--dataset", default=None, help="dataset whose --dev-split qrels choose the weight")
+    p.add_argument("--dev-split", default="train", help="qrels split for --dev-runs (default train; never test)")
+    p.add_argument("--measure", default="nDCG@10", help="measure maximised by --dev-runs (default nDCG@10)")
+    p.add_argument("--k", type=positive_int, default=100, help="hits per query kept (default 100)")
+    p.add_argument("--out", required=True, type=out_file, help="TREC run file to write")
+
+
+def hybrid(args) -> int:
+    """Fuse TREC runs by reciprocal-rank fusion or a convex combination of normalised scores."""
+    if len(args.runs) < 2:
+        raise ConfigError(f"fusion needs at least two runs, got {len(args.runs)}")
+    w = args.w
+    if args.dev_runs:
+        if args.method == "rrf" or len(args.runs) != 2 or w is not None:
+            raise ConfigError("--dev-runs chooses --w for a minmax / zscore fusion of exactly two runs (without --w)")
+        if not args.dataset:
+            raise ConfigError("--dev-runs needs --dataset (its --dev-split qrels)")
+        if args.dev_split == "test":
+            raise ConfigError("--dev-split test would tune the weight on the test queries; use a dev split such as train")
+        ds = load_dataset(args.dataset)
+        choice = choose_fusion_weight(read_trec_run(args.dev_runs[0]), read_trec_run(args.dev_runs[1]),
+                                      ds.qrels(args.dev_split), measure=args.measure, method=args.method,
+                                      relevance_level=ds.relevance_level, ignore_identical_ids=ds.ignore_identical_ids)
+        w = choice.weight
+        print(f"chose w={w:g} on {args.dataset} {args.dev_split}: {choice.measure} {choice.value:.4f}")
+    elif args.method == "rrf" and w is not None:
+        raise ConfigError("--w applies to minmax / zscore fusion, not rrf")
+    run = top_k(fuse([read_trec_run(p) for p in args.runs], args.method, w, args.rrf_k), args.k)
+    write_trec_run(args.out, run, tag=f"hybrid-{args.method}")
+    print(f"wrote {sum(len(v) for v in run.values()):,} hits for {len(run):,} queries to {args.out}")
+    return 0
+
+
 COMMANDS = {
     ("retrieve", "bm25"): (_bm25_args, bm25),
     ("retrieve", "dense"): (_dense_args, dense),
+    ("retrieve", "hybrid"): (_hybrid_args, hybrid),
 }
