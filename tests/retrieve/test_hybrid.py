@@ -10,8 +10,8 @@ import pytest
 from utilabel.cli.main import main
 from utilabel.data.trec import read_trec_run, write_trec_run
 from utilabel.errors import ConfigError, UnknownNameError
+from utilabel.evaluate.fusion import choose_fusion_weight
 from utilabel.retrieve.hybrid import (
-    choose_fusion_weight,
     competition_ranks,
     convex,
     first_run_weights,

@@ -10,8 +10,9 @@ from ..data.candidates import write_candidates
 from ..data.registry import load_dataset
 from ..data.trec import read_trec_run, write_trec_run
 from ..errors import ConfigError
+from ..evaluate.fusion import choose_fusion_weight
 from ..retrieve.bm25 import BM25Config, BM25Retriever, bm25_candidates, run_from_candidates
-from ..retrieve.hybrid import NORMALIZATIONS, choose_fusion_weight, fuse, top_k
+from ..retrieve.hybrid import NORMALIZATIONS, fuse, top_k
 from .argtypes import nonneg_float, out_file, positive_int, unit_float
 
 

@@ -18,22 +18,19 @@ A query missing from some runs is fused over the runs that have it (for :func:`c
 missing run adds the same constant, 0, to every document, which does not change the ranking). The
 output keeps every fused document; :func:`top_k` cuts each query to ``k`` hits.
 
-:func:`choose_fusion_weight` grid-searches the convex weight of the first run by a measure over
-qrels. Give it runs and qrels of a **dev split** (e.g. SciFact train), never the test split whose
-numbers you report: the chosen weight would then be tuned on the test queries.
+Choosing the convex weight on a dev split needs the evaluator, a later stage:
+:func:`utilabel.evaluate.fusion.choose_fusion_weight`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from ..errors import ConfigError, UnknownNameError
-from ..records import Qrels, Run
+from ..records import Run
 
 NORMALIZATIONS = ("minmax", "zscore")
-DEFAULT_GRID = tuple(i / 10 for i in range(11))
 
 
 def _check_runs(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> None:
@@ -139,39 +136,3 @@ def top_k(run: Run, k: int) -> Run:
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
     return {q: dict(sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]) for q, docs in run.items()}
-
-
-@dataclass(frozen=True)
-class FusionChoice:
-    """The chosen first-run weight, its measure value, and the value of every grid point."""
-
-    weight: float
-    value: float
-    measure: str
-    values: dict[float, float]
-
-
-def choose_fusion_weight(run_a: Run, run_b: Run, qrels: Qrels, grid: Sequence[float] = DEFAULT_GRID,
-                         measure: str = "nDCG@10", method: str = "minmax", relevance_level: int = 1,
-                         ignore_identical_ids: bool = False) -> FusionChoice:
-    """The weight ``w`` of ``run_a`` in :func:`convex` (``run_b`` gets ``1 - w``) that maximises ``measure``.
-
-    ``run_a``, ``run_b`` and ``qrels`` must come from a **dev split** (queries disjoint from the
-    test queries you report on); tuning on the test split overstates the fused run. Ties go to the
-    grid point closest to 0.5, then the smaller ``w``. Only queries in ``qrels`` are scored.
-    """
-    from ..evaluate.measures import parse_measure
-    from ..evaluate.retrieval import evaluate_run
-
-    grid = list(grid)
-    if not grid:
-        raise ConfigError("the weight grid is empty")
-    name = str(parse_measure(measure))
-    a = {q: d for q, d in run_a.items() if q in qrels}
-    b = {q: d for q, d in run_b.items() if q in qrels}
-    values: dict[float, float] = {}
-    for w in grid:
-        fused = convex([a, b], first_run_weights(w, 2), method)
-        values[w] = evaluate_run(fused, qrels, [name], relevance_level, ignore_identical_ids).mean[name]
-    best = max(values.items(), key=lambda kv: (kv[1], -abs(kv[0] - 0.5), -kv[0]))
-    return FusionChoice(best[0], best[1], name, values)

@@ -15,8 +15,8 @@ only — the entries the teacher scored (other queries' passages and padding hav
 entries with student score ``-inf`` are dropped from both. Both log-probabilities come from
 logsumexp. Label weights are not used. A query with fewer than two candidates has loss 0 and is
 left out of the mean (a one-point distribution carries no signal). The gradient in ``s`` is
-``p_S - p_T`` on the candidates. As in RocketQAv2 / the "listwise distillation" of
-Rank-DistiLLM and similar work; with an LLM judge the teacher scores are e.g. log-odds of "yes".
+``p_S - p_T`` on the candidates. The listwise distillation of RocketQAv2 (Ren et al., 2021); with
+an LLM judge the teacher scores are e.g. its log-odds of "yes".
 """
 
 from __future__ import annotations
