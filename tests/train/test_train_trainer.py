@@ -14,7 +14,7 @@ from utilabel.train.config import TrainConfig
 def test_config_validation_messages(tmp_path):
     with pytest.raises(ConfigError, match=r"group_size must be an integer in \[2, 1024\]; got 1"):
         TrainConfig(group_size=1)
-    with pytest.raises(UnknownNameError, match="unknown loss 'nce'; valid: disj, infonce, joint, lsep"):
+    with pytest.raises(UnknownNameError, match="unknown loss 'nce'; valid: disj, disj_kl, infonce, joint, kl, lsep, margin_mse"):
         TrainConfig(loss="nce")
     with pytest.raises(ConfigError, match="human_ratio needs both 'human' and a judgments file"):
         TrainConfig(labels=["human"], human_ratio=0.5)
@@ -53,7 +53,7 @@ def test_cli_bad_option_is_one_clean_line(tmp_path, capsys):
 
     rc = main(["train", "--loss", "nce", "--out", str(tmp_path)])
     assert rc == 2
-    assert capsys.readouterr().err.strip() == "utilabel: error: unknown loss 'nce'; valid: disj, infonce, joint, lsep"
+    assert capsys.readouterr().err.strip() == "utilabel: error: unknown loss 'nce'; valid: disj, disj_kl, infonce, joint, kl, lsep, margin_mse"
 
 
 def test_llm_labels_train_and_mask_queries_without_positive(tiny_model_dir, tmp_path, mirror):

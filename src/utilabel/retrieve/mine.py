@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, UnknownNameError
@@ -98,12 +98,10 @@ class MineStats:
     dropped_margin: int = 0
     kept: int = 0
     empty_groups: int = 0
-    extra: dict = field(default_factory=dict)
 
     def add(self, other: MineStats) -> None:
         for k, v in asdict(other).items():
-            if isinstance(v, int):
-                setattr(self, k, getattr(self, k) + v)
+            setattr(self, k, getattr(self, k) + v)
 
 
 def positive_threshold(pos_scores: Iterable[float], config: MineConfig) -> float:
