@@ -109,7 +109,12 @@ def positive_threshold(pos_scores: Iterable[float], config: MineConfig) -> float
     pos = list(pos_scores)
     if not pos:
         return math.inf
-    ref = {"min": min, "max": max, "mean": lambda xs: math.fsum(xs) / len(xs)}[config.positive_score](pos)
+    if config.positive_score == "min":
+        ref = min(pos)
+    elif config.positive_score == "max":
+        ref = max(pos)
+    else:
+        ref = math.fsum(pos) / len(pos)
     limits = [math.inf]
     if config.relative_margin is not None:
         limits.append(config.relative_margin * ref)
@@ -219,7 +224,7 @@ def mine_negatives(dataset, split: str, model: str | Path | None = "default", co
         extra_hit = 1 if dataset.ignore_identical_ids else 0
         log = AppendLog(partial) if partial is not None else None
         try:
-            if log is not None and not partial.stat().st_size:
+            if log is not None and not log.path.stat().st_size:
                 log.append(header)
             bar = progress(len(todo), show_progress, "mine")
             for start in range(0, len(todo), config.query_batch):
@@ -232,8 +237,8 @@ def mine_negatives(dataset, split: str, model: str | Path | None = "default", co
                     skip = {q} if dataset.ignore_identical_ids else set()
                     hits = [(doc_ids[int(j)], float(s)) for s, j in zip(scores[i], idx[i], strict=True)
                             if j >= 0 and doc_ids[int(j)] not in skip][:config.search_depth]
-                    bm25_docs = sorted(bm25_run.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))
-                    bm25_docs = [d for d, _ in bm25_docs if d not in skip and d in row][:config.bm25_k]
+                    bm25_hits = sorted(bm25_run.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+                    bm25_docs = [d for d, _ in bm25_hits if d not in skip and d in row][:config.bm25_k]
                     bm25_extra = [(d, float(emb[row[d]] @ qemb[i])) for d in bm25_docs]
                     pos = {d: float(emb[row[d]] @ qemb[i]) for d in positives.get(q, ()) if d in row}
                     g, st = filter_candidates(q, queries[q].text, hits, bm25_extra, pos, config)
@@ -251,5 +256,5 @@ def mine_negatives(dataset, split: str, model: str | Path | None = "default", co
     stats.queries = len(result)
     if out is not None:
         write_candidates(out, result)
-        partial.unlink(missing_ok=True)
+        Path(str(out) + ".partial").unlink(missing_ok=True)
     return result, stats

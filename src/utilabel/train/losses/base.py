@@ -56,7 +56,8 @@ class TeacherScores(NamedTuple):
     mask: torch.Tensor
 
 
-def check_teacher(scores: torch.Tensor, teacher: TeacherScores | None, loss: str) -> None:
+def check_teacher(scores: torch.Tensor, teacher: TeacherScores | None, loss: str) -> TeacherScores:
+    """``teacher``, checked against the score matrix (a ConfigError naming ``loss`` when it is missing)."""
     if teacher is None:
         raise ConfigError(f"loss {loss!r} needs teacher scores (not yet wired into 'utilabel train')")
     if teacher.scores.shape != scores.shape or teacher.mask.shape != scores.shape:
@@ -66,6 +67,7 @@ def check_teacher(scores: torch.Tensor, teacher: TeacherScores | None, loss: str
         raise ConfigError(f"teacher mask must be a bool tensor, got {teacher.mask.dtype}")
     if not torch.isfinite(teacher.scores[teacher.mask]).all():
         raise ConfigError("teacher scores must be finite where the mask is True")
+    return teacher
 
 
 def positive_temperature(value: float, what: str) -> float:
@@ -113,7 +115,7 @@ class GroupLoss(nn.Module):
         that do not need it."""
         check_inputs(scores, weights)
         if self.needs_teacher:  # per_query checks the teacher
-            per_q = self.per_query(scores, weights, teacher)
+            per_q = self.per_query(scores, weights, teacher)  # type: ignore[call-arg]  # teacher losses take it
             n = self.rows(weights, teacher, scores).sum()
         else:
             per_q = self.per_query(scores, weights)

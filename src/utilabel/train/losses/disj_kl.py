@@ -41,7 +41,7 @@ class DisjKLLoss(GroupLoss):
         return rows
 
     def per_query(self, scores: torch.Tensor, weights: torch.Tensor, teacher: TeacherScores | None = None) -> torch.Tensor:
-        check_teacher(scores, teacher, self.name)
+        teacher = check_teacher(scores, teacher, self.name)
         loss = self._disj.per_query(scores, weights)
         if self.kl_weight > 0:
             loss = loss + self.kl_weight * listwise_kl(scores, teacher, self.teacher_temperature)

@@ -70,5 +70,5 @@ class KLDistillLoss(GroupLoss):
         return kl_rows(teacher, scores)
 
     def per_query(self, scores: torch.Tensor, weights: torch.Tensor, teacher: TeacherScores | None = None) -> torch.Tensor:
-        check_teacher(scores, teacher, self.name)
+        teacher = check_teacher(scores, teacher, self.name)
         return listwise_kl(scores, teacher, self.teacher_temperature)

@@ -58,5 +58,5 @@ class MarginMSELoss(GroupLoss):
         return (cand & (weights > 0)).any(dim=1) & (cand & (weights == 0)).any(dim=1)
 
     def per_query(self, scores: torch.Tensor, weights: torch.Tensor, teacher: TeacherScores | None = None) -> torch.Tensor:
-        check_teacher(scores, teacher, self.name)
+        teacher = check_teacher(scores, teacher, self.name)
         return margin_mse(scores, weights, teacher, self.teacher_temperature)
