@@ -145,3 +145,47 @@ def test_heldout_dev_set_is_the_training_split_minus_every_trained_query(tmp_pat
     assert 30 <= len(trained) <= 40
     dev = runner.data.sample("scifact")
     assert dev == [q for q in train_q if q not in trained] and len(dev) == len(train_q) - len(trained)
+
+
+def test_fusion_rows_fuse_each_dense_run_with_bm25_and_resume(tmp_path, tiny_squad):
+    """With a fusion section every dense row gets a ``+BM25`` row; the recorded weight is the grid value
+    that maximises nDCG@10 on that dataset, and the fused value is what fusing the written runs gives."""
+    from utilabel.data.registry import load_dataset
+    from utilabel.data.trec import read_trec_run
+    from utilabel.evaluate.fusion import choose_fusion_weight
+    from utilabel.evaluate.retrieval import evaluate_run
+    from utilabel.experiments.results import result_key
+    from utilabel.retrieve.hybrid import fuse, top_k
+
+    cfg = ExperimentConfig.from_dict({
+        "name": "fused", "out": str(tmp_path / "exp"), "train_dataset": str(tiny_squad), "train_split": "test",
+        "sources": [{"name": "human", "kind": "human"}],
+        "datasets": [{"name": str(tiny_squad), "max_queries": 8}],
+        "studies": [{"name": "main", "kind": "labels", "sources": ["human"], "losses": ["disj"]}],
+        "train": {"max_steps": 1, "batch_size": 4, "group_size": 2, "passage_max_len": 16, "query_max_len": 8},
+        "dense": {"max_length": 32, "query_max_length": 16, "k": 10},
+        "fusion": {"method": "zscore", "weight": "choose", "grid": [0.0, 0.3, 0.5, 0.7, 1.0]},
+    })
+    counts = ExperimentRunner(cfg).run()
+    recs = {(r["row"], r["kind"]): r for r in AppendLog.read(tmp_path / "exp" / "results.jsonl")}
+    assert {"base +BM25", "human/disj +BM25"} <= {row for row, _ in recs}
+    assert ("BM25 +BM25", "retrieval") not in recs
+    ds = load_dataset(str(tiny_squad))
+    qrels = {q: ds.qrels("test")[q] for q in recs[("base", "retrieval")]["per_query"]}
+    runs = tmp_path / "exp" / "runs"
+    bm25 = read_trec_run(runs / "BM25-s0-tiny_squad.trec") if (runs / "BM25-s0-tiny_squad.trec").exists() else None
+    for row, name in (("base", "base"), ("human/disj", "human-disj")):
+        fused_rec = recs[(f"{row} +BM25", "retrieval")]
+        dense = read_trec_run(next(runs.glob(f"{name}-s0-*.trec")))
+        bm25 = bm25 or read_trec_run(next(runs.glob("BM25-s0-*.trec")))
+        choice = choose_fusion_weight(bm25, dense, qrels, [0.0, 0.3, 0.5, 0.7, 1.0], "nDCG@10", "zscore")
+        assert fused_rec["fusion"] == {"method": "zscore", "weight": choice.weight, "grid": [0.0, 0.3, 0.5, 0.7, 1.0]}
+        fused = top_k(fuse([bm25, dense], "zscore", choice.weight), 10)
+        assert fused_rec["metrics"]["nDCG@10"] == pytest.approx(evaluate_run(fused, qrels, ["nDCG@10"]).mean["nDCG@10"])
+        assert fused_rec["metrics"]["nDCG@10"] == pytest.approx(choice.value)
+    assert counts["evaluated"] == 5  # BM25, base, base +BM25, human/disj, human/disj +BM25
+    assert ExperimentRunner(cfg).run()["evaluated"] == 0  # resumed: nothing redone
+    # another fusion is another result (its settings are part of the key)
+    other = ExperimentConfig.from_dict({**cfg.to_dict(), "fusion": {"method": "rrf"}})
+    assert result_key(other, "base +BM25", 0, "x", "retrieval") != result_key(cfg, "base +BM25", 0, "x", "retrieval")
+    assert result_key(other, "base", 0, "x", "retrieval") == result_key(cfg, "base", 0, "x", "retrieval")

@@ -123,6 +123,43 @@ class RAGSettings:
         _check_range("rag", "limit", self.limit, 1, 10**6)
 
 
+FUSION_METHODS = ("rrf", "minmax", "zscore")
+
+
+@dataclass
+class FusionSettings:
+    """Every dense row also fused with BM25 (a row ``<row> +BM25``, see :mod:`utilabel.retrieve.hybrid`):
+    ``method`` ``rrf`` (``rrf_k``) or a convex combination of ``minmax`` / ``zscore`` normalised scores
+    with BM25's weight ``weight`` — a number, or ``choose``: the grid value that maximises the main
+    metric on that very dataset, recorded with the result. ``choose`` belongs in a grid on a
+    development set (``heldout: true``); a test grid takes the number chosen there."""
+
+    method: str = "zscore"
+    weight: float | str = 0.5
+    rrf_k: float = 60.0
+    grid: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
+
+    def __post_init__(self):
+        if self.method not in FUSION_METHODS:
+            raise ConfigError(f"fusion.method must be one of {', '.join(FUSION_METHODS)}, got {self.method!r}")
+        if self.weight != "choose":
+            if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)):
+                raise ConfigError(f"fusion.weight must be a number in [0, 1] or 'choose', got {self.weight!r}")
+            _check_range("fusion", "weight", self.weight, 0.0, 1.0)
+        _check_range("fusion", "rrf_k", self.rrf_k, 0.0, 1e6)
+        if not self.grid or any(not 0.0 <= w <= 1.0 for w in self.grid):
+            raise ConfigError("fusion.grid must be a non-empty list of weights in [0, 1]")
+
+    def settings(self) -> dict[str, Any]:
+        """What identifies a fused result (its result key)."""
+        if self.method == "rrf":
+            return {"method": "rrf", "rrf_k": self.rrf_k}
+        out: dict[str, Any] = {"method": self.method, "weight": self.weight}
+        if self.weight == "choose":
+            out["grid"] = list(self.grid)
+        return out
+
+
 @dataclass
 class Study:
     """One block of the grid (see the module docstring). ``datasets``: names among the
@@ -207,6 +244,7 @@ class ExperimentConfig:
     train: dict[str, Any] = field(default_factory=dict)
     dense: dict[str, Any] = field(default_factory=dict)
     rag: RAGSettings | None = None
+    fusion: FusionSettings | None = None
     reference_rows: bool = True
     main_metric: str = "nDCG@10"
     sample_seed: int = 13
@@ -296,7 +334,7 @@ class ExperimentConfig:
 
 _NESTED = {
     "sources": (list, LabelSource), "datasets": (list, EvalDataset), "studies": (list, Study),
-    "rag": (None, RAGSettings), "comparisons": (list, Comparison),
+    "rag": (None, RAGSettings), "fusion": (None, FusionSettings), "comparisons": (list, Comparison),
 }
 
 

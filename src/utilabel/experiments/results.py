@@ -18,6 +18,8 @@ from pathlib import Path
 from ..fileio import atomic_write
 
 BM25_ROW, BASE_ROW = "BM25", "base"
+#: appended to a dense row's name for its fusion with BM25 (``llm/disj +BM25``)
+FUSED_SUFFIX = " +BM25"
 MEASURES = ("nDCG@10", "R@100")
 #: the files that make a grid's results: what an archive keeps and a fresh machine resumes from
 RESULT_FILES = ("results.jsonl", "events.jsonl")
@@ -31,6 +33,8 @@ def result_key(config, row: str, seed: int, dataset: str, kind: str) -> str:
         parts.append(config.dense_settings())
     if kind == "rag":
         parts.append(asdict(config.rag))
+    if row.endswith(FUSED_SUFFIX):
+        parts.append(config.fusion.settings())
     tag = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8] if parts else ""
     return f"{row}|s{seed}|{dataset}|{kind}" + (f"|{tag}" if tag else "")
 

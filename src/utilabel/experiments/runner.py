@@ -12,6 +12,8 @@ keyed by content, so an interrupted grid resumes):
   seed) (:mod:`.keys`), a ``DONE.json`` marks it complete (the trainer itself resumes from its
   checkpoint when killed mid-training);
 * ``runs/`` — TREC runs of every evaluated (row, seed, dataset);
+* with a ``fusion`` section, every dense row is also fused with BM25 and evaluated as ``<row> +BM25``
+  (the BM25 weight, when chosen on the dataset itself, is recorded with the result);
 * ``results.jsonl`` — append-only results, one record per (row, seed, dataset, kind): a task
   whose record exists is never redone; ``events.jsonl`` — session start/stop times (:mod:`.results`);
 * ``rag/`` — the reader's resumable answer logs; passage embeddings go to the shared cache of
@@ -37,7 +39,7 @@ from . import label_variants as variants
 from .config import ExperimentConfig
 from .grid_data import GridData, slug
 from .planner import ModelSpec, StudyPlanner
-from .results import BASE_ROW, BM25_ROW, MEASURES, result_key
+from .results import BASE_ROW, BM25_ROW, FUSED_SUFFIX, MEASURES, result_key
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +198,13 @@ class ExperimentRunner:
         return retriever.search(queries, k=k)
 
     def _evaluate(self, row, study, seed, model_path, ds_name, results, done, counts, spec: ModelSpec | None = None):
-        from ..evaluate.retrieval import evaluate_run
-
-        ds = self.data.dataset(ds_name)
-        es = self.data.eval_spec(ds_name)
         rkey = self._key(row, seed, ds_name, "retrieval")
         run_path = self.out / "runs" / f"{slug(row)}-s{seed}-{_ds_slug(ds_name)}.trec"
         need_rag = self._rag_pending(row, seed, [ds_name], done)
-        if need_rag and rkey in done and not run_path.exists():
-            done.discard(rkey)  # the run file the reader needs is gone: retrieve again
-        if rkey in done and not need_rag:
+        need_fusion = self._fusion_pending(row, seed, ds_name, done)
+        if (need_rag or need_fusion) and rkey in done and not run_path.exists():
+            done.discard(rkey)  # the run file the reader or the fusion needs is gone: retrieve again
+        if rkey in done and not (need_rag or need_fusion):
             counts["skipped"] += 1
             return
         run = None
@@ -225,24 +224,73 @@ class ExperimentRunner:
             start = time.time()
             run = self._retrieve(row, model_path, ds_name)
             write_trec_run(run_path, run, tag=slug(row))
-            qrels = {q: ds.qrels(es.split)[q] for q in self.data.sample(ds_name)}
-            res = evaluate_run(run, qrels, measures=tuple(dict.fromkeys((*MEASURES, self.config.main_metric))), relevance_level=ds.relevance_level,
-                               ignore_identical_ids=ds.ignore_identical_ids)
-            rec = {"key": rkey, "row": row, "study": study, "seed": seed, "dataset": ds_name, "kind": "retrieval",
-                   "metrics": res.mean, "n_queries": len(qrels), "n_docs": len(ds.corpus),
-                   # per-query values of the main metric: the paired significance tests of the report
-                   "per_query": {q: round(v[self.config.main_metric], 5) for q, v in sorted(res.per_query.items())},
+            rec = {"key": rkey, "row": row, "study": study, "seed": seed, **self._scored(run, ds_name),
                    "seconds": time.time() - start, "time": time.time(), "model_key": model_key,
                    **self._spec_fields(spec)}
             results.append(rec)
             self._by_model[(model_key, ds_name, "retrieval")] = rec
             done.add(rkey)
             counts["evaluated"] += 1
-        if need_rag:
+        if need_rag or need_fusion:
             from ..data.trec import read_trec_run
 
             run = run if run is not None else read_trec_run(run_path)
+        if need_rag:
             self._rag(row, study, seed, ds_name, run, results, done, counts)
+        if need_fusion:
+            self._fuse(row, study, seed, ds_name, run, results, done, counts, spec)
+
+    def _scored(self, run: dict, ds_name: str) -> dict:
+        """A run's result fields on a dataset's evaluation queries: the measures and, per query, the main
+        metric (the paired significance tests of the report)."""
+        from ..evaluate.retrieval import evaluate_run
+
+        ds, es = self.data.dataset(ds_name), self.data.eval_spec(ds_name)
+        qrels = {q: ds.qrels(es.split)[q] for q in self.data.sample(ds_name)}
+        res = evaluate_run(run, qrels, measures=tuple(dict.fromkeys((*MEASURES, self.config.main_metric))),
+                           relevance_level=ds.relevance_level, ignore_identical_ids=ds.ignore_identical_ids)
+        return {"dataset": ds_name, "kind": "retrieval", "metrics": res.mean, "n_queries": len(qrels),
+                "n_docs": len(ds.corpus),
+                "per_query": {q: round(v[self.config.main_metric], 5) for q, v in sorted(res.per_query.items())}}
+
+    def _fusion_pending(self, row: str, seed: int, ds_name: str, done: set[str]) -> bool:
+        return (self.config.fusion is not None and row != BM25_ROW
+                and self._key(row + FUSED_SUFFIX, seed, ds_name, "retrieval") not in done)
+
+    def _fuse(self, row, study, seed, ds_name, run, results, done, counts, spec: ModelSpec | None = None) -> None:
+        """``row``'s run fused with BM25's (:class:`~.config.FusionSettings`), evaluated as ``row +BM25``."""
+        from ..evaluate.fusion import choose_fusion_weight
+        from ..retrieve.hybrid import fuse, top_k
+
+        fusion = self.config.fusion
+        assert fusion is not None  # _fusion_pending checked it
+        start = time.time()
+        bm25 = self._bm25_run(ds_name)
+        weight: float | None = None
+        if fusion.weight == "choose" and fusion.method != "rrf":
+            ds, es = self.data.dataset(ds_name), self.data.eval_spec(ds_name)
+            qrels = {q: ds.qrels(es.split)[q] for q in self.data.sample(ds_name)}
+            weight = choose_fusion_weight(bm25, run, qrels, fusion.grid, self.config.main_metric, fusion.method,
+                                          ds.relevance_level, ds.ignore_identical_ids).weight
+        elif fusion.method != "rrf":
+            weight = float(fusion.weight)
+        k = self.config.k + (1 if self.data.dataset(ds_name).ignore_identical_ids else 0)
+        fused = top_k(fuse([bm25, run], fusion.method, weight, fusion.rrf_k), k)
+        frow = row + FUSED_SUFFIX
+        self.on_event(f"evaluate {frow} seed {seed} on {ds_name} (BM25 weight {weight})")
+        rec = {"key": self._key(frow, seed, ds_name, "retrieval"), "row": frow, "study": study, "seed": seed,
+               **self._scored(fused, ds_name), "fusion": {**fusion.settings(), "weight": weight},
+               "seconds": time.time() - start, "time": time.time(), **self._spec_fields(spec)}
+        results.append(rec)
+        done.add(rec["key"])
+        counts["evaluated"] += 1
+
+    def _bm25_run(self, ds_name: str) -> dict:
+        """BM25's run on a dataset (its run file, else retrieved now)."""
+        from ..data.trec import read_trec_run
+
+        path = self.out / "runs" / f"{slug(BM25_ROW)}-s0-{_ds_slug(ds_name)}.trec"
+        return read_trec_run(path) if path.exists() else self._retrieve(BM25_ROW, None, ds_name)
 
     @staticmethod
     def _spec_fields(spec: ModelSpec | None) -> dict:
