@@ -40,3 +40,35 @@ def test_fresh_and_warm_server_score_alike(start_smol_server, mirror):
     assert warm == fresh  # exact: the same computation, whatever ran before
     assert warm_rev == fresh
     assert warm_lp == fresh_lp
+
+
+def test_two_servers_score_like_one_request_at_a_time(mirror):
+    """The default on a 2-core machine: two single-thread servers, a query's passages scored on both at
+    once (issue 21). Every number equals the one-server, one-request-at-a-time number, bit for bit."""
+    import pytest
+
+    pytest.importorskip("xllamacpp")
+    from utilabel.llm import get_backend
+    from utilabel.llm.models import ModelNotInstalledError
+
+    items = _items(mirror)
+    results = []
+    for n_servers, concurrency in ((1, 1), (2, 4)):
+        try:
+            backend = get_backend("llamacpp", model="smollm2-135m", n_servers=n_servers, n_ctx=1024,
+                                  n_threads=1, concurrency=concurrency)
+        except ModelNotInstalledError as exc:
+            pytest.skip(str(exc))
+        with backend:
+            assert len(backend.servers) == n_servers and len(backend.base_urls) == n_servers
+            backend.stats.clear()
+            scores = backend.token_logprobs_many(items, ("yes", "no"))
+            lps = backend.logprob_many([(m, "Yes, it does.") for m in items[:3]])
+            results.append((scores, lps))
+            if n_servers == 2:  # the scorings went to both servers: each answered /completion requests
+                import httpx
+
+                for server in backend.servers:
+                    slots = httpx.get(server.base_url + "/slots", timeout=10).json()
+                    assert any(slot.get("id_task") is not None for slot in slots)
+    assert results[1] == results[0]

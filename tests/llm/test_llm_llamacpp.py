@@ -106,7 +106,7 @@ def test_llamacpp_backend_starts_and_stops_its_server():
 
     backend = get_backend("llamacpp", model="smollm2-135m", n_ctx=512, n_parallel=1)
     url = backend.server.base_url
-    assert url.startswith("http://127.0.0.1:") and backend.concurrency == 1
+    assert url.startswith("http://127.0.0.1:") and backend.concurrency == len(backend.servers)  # n_parallel=1 each
     assert httpx.get(url + "/health", timeout=10).json()["status"] == "ok"
     r = backend.chat(ChatRequest(tuple(QUESTION), max_tokens=4, grammar='root ::= "yes" | "no"'))
     assert r.text in ("yes", "no")
@@ -116,9 +116,47 @@ def test_llamacpp_backend_starts_and_stops_its_server():
         httpx.get(url + "/health", timeout=5)
 
 
+def test_default_servers_one_per_physical_core_group(monkeypatch):
+    from utilabel.llm.backends import llamacpp
+
+    monkeypatch.setattr(llamacpp, "physical_cores", lambda: 2)
+    monkeypatch.setattr(llamacpp, "default_threads", lambda: 1)
+    assert llamacpp.default_servers() == 2  # the 2-core development machine: 2 servers of 1 thread
+    assert llamacpp.default_servers(2) == 1
+    monkeypatch.setattr(llamacpp, "physical_cores", lambda: 8)
+    monkeypatch.setattr(llamacpp, "default_threads", lambda: 8)  # 16 CPUs with SMT: one 8-thread server
+    assert llamacpp.default_servers() == 1
+    assert llamacpp.default_servers(3) == 2
+
+
+def test_physical_cores_counts_smt_siblings_once():
+    from utilabel.llm.backends.llamacpp import _usable_cpus, physical_cores
+
+    assert 1 <= physical_cores() <= len(_usable_cpus())
+
+
+def test_llamacpp_backend_starts_the_default_servers(monkeypatch):
+    pytest.importorskip("xllamacpp")
+    from utilabel.llm.backends import llamacpp
+
+    monkeypatch.setattr(llamacpp, "default_servers", lambda n_threads=None: 2)
+    backend = get_backend("llamacpp", model="smollm2-135m", n_ctx=512)
+    try:
+        assert [s.options.n_threads for s in backend.servers] == [None, None]  # each: default_threads()
+        assert backend.base_urls == [s.base_url + "/v1" for s in backend.servers]
+        assert backend.concurrency == 2 * backend.server.options.n_parallel
+    finally:
+        backend.close()
+    assert not any(s.running for s in backend.servers)
+
+
 def test_llamacpp_backend_option_errors():
     with pytest.raises(ConfigError, match="n_parallel must be in"):
         get_backend("llamacpp", model="smollm2-135m", n_parallel=0)
+    with pytest.raises(ConfigError, match=r"n_servers must be in \[1, 64\]"):
+        get_backend("llamacpp", model="smollm2-135m", n_servers=0)
+    with pytest.raises(ConfigError, match="a fixed port serves one server"):
+        get_backend("llamacpp", model="smollm2-135m", n_servers=2, port=18080)
     with pytest.raises(ConfigError, match="starts its own server"):
         get_backend("llamacpp", model="smollm2-135m", base_url="http://x/v1")
     from utilabel.llm.backends.llamacpp import start_local_server

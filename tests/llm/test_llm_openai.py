@@ -215,3 +215,38 @@ def test_model_is_named_by_the_server_when_omitted(smol_server, stub_server, pay
     s = stub_server(lambda n, path, body: (200, payload("ok"), {}))  # no GET /models: left unnamed, still works
     with get_backend("openai", base_url=s.url, max_retries=0) as b:
         assert b.model == "" and b.chat(ChatRequest(MSG)).text == "ok"
+
+
+def test_scorings_spread_over_servers_one_at_a_time_each(stub_server):
+    """Scoring with several servers (the llamacpp backend's n_servers): each /completion goes alone to
+    its server, and a query's scorings run on all servers at once (the least busy one is picked)."""
+    import threading
+
+    active: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    overlap = []
+    lock = threading.Lock()
+
+    def llamacpp(name):
+        def script(n, path, body):
+            if path.endswith("/apply-template"):
+                return 200, {"prompt": "P"}, {}
+            if path.endswith("/tokenize"):
+                return 200, {"tokens": [1 if body["content"] == "yes" else 2]}, {}
+            with lock:
+                active[name] = active.get(name, 0) + 1
+                peak[name] = max(peak.get(name, 0), active[name])
+                overlap.append(sum(active.values()))
+            time.sleep(0.05)
+            with lock:
+                active[name] -= 1
+            top = [{"id": 1, "logprob": -0.1}, {"id": 2, "logprob": -2.0}]
+            return 200, {"completion_probabilities": [{"id": 1, "logprob": -0.1, "top_logprobs": top}]}, {}
+        return script
+
+    a, c = stub_server(llamacpp("a")), stub_server(llamacpp("c"))
+    with _backend([a.url + "/v1", c.url + "/v1"], concurrency=4) as b:
+        out = b.token_logprobs_many([MSG] * 6, ("yes", "no"))
+    assert out == [{"yes": -0.1, "no": -2.0}] * 6
+    assert peak == {"a": 1, "c": 1}  # one scoring request at a time per server
+    assert max(overlap) == 2  # both servers worked at once

@@ -65,7 +65,7 @@ def _annotate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extra-tokens", type=nonneg_int, default=0, help="added to every completion budget (thinking models)")
     p.add_argument("--max-concurrency", type=positive_int, default=None,
                    help="LLM calls in flight at once, across queries (default: the backend's, 4 for openai, "
-                        "n_parallel for llamacpp; e.g. 64-256 for a vLLM server)")
+                        "n_servers × n_parallel for llamacpp; e.g. 64-256 for a vLLM server)")
     p.add_argument("--workers", type=positive_int, default=None, help="queries open at once (default: --max-concurrency)")
     p.add_argument("--max-retries", type=nonneg_int, default=None,
                    help="retries of each failed server request (HTTP 429/5xx, timeout, bad reply; default 4)")

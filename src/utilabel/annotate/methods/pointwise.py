@@ -5,8 +5,9 @@ from the relevance-selected passages; ``answer_source="relsel"``) or is left out
 small local models do best). Each passage is shown first, then the query (introduced by the task's
 label, e.g. ``Claim:``) and the task's yes/no question; one position is scored, no text generated, so
 there is no position bias and no parse failure. All passages of a query go to the backend as one
-batch (``token_logprobs_many``: right-padded forward passes on ``transformers``; on a llama.cpp server
-one request at a time without the prompt cache, so scores never depend on batching or cache state).
+batch (``token_logprobs_many``: right-padded forward passes on ``transformers``; on llama.cpp one request
+at a time per server without the prompt cache, spread over the ``llamacpp`` backend's ``n_servers``, so
+scores never depend on batching, cache state or how many servers ran).
 
 Signals (``config.signals``, combined by :mod:`..fusion`): ``yesno`` — ``log P(yes) − log P(no)``
 with ``P(yes) = P("Yes") + P("yes")`` (or ``log P(yes)`` alone without ``contrast``); ``graded`` —

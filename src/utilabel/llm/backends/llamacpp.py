@@ -4,7 +4,7 @@
 into llama.cpp's C++ HTTP server through the ``xllamacpp`` bindings (prebuilt AVX2 wheels; no
 compiler needed) and returns a :class:`LocalServer` with ``.base_url`` and ``.stop()``. It binds
 127.0.0.1 and, with ``port=0``, a free port picked by the OS. :class:`LlamaCppBackend` starts one and
-talks to it with the ``openai`` backend's code (chat, concurrency, retries, guided output, scoring):
+talks to it (or to several, ``n_servers``) with the ``openai`` backend's code (chat, concurrency, retries, guided output, scoring):
 nothing is duplicated, and the same code serves a remote llama.cpp server.
 
 Why xllamacpp and not llama-cpp-python: built from source with default flags, llama-cpp-python dies
@@ -18,7 +18,10 @@ a shift; 0 = off), ``cache_ram_mib`` (host RAM for
 the prompt cache across slots), ``port``, ``verbosity`` (llama.cpp log level, 0 = errors only),
 ``isolated`` (run the server in a child process; ``stop()`` kills it — see :class:`LocalServer`).
 Generation requests ask for ``cache_prompt``, so a shared prefix (instructions, question) is evaluated
-once per slot; scoring requests do not (log-probabilities must not depend on the cache state).
+once per slot; scoring requests do not (log-probabilities must not depend on the cache state), and
+each server scores one request at a time. Scoring therefore uses more cores through more servers: the
+backend starts :func:`default_servers` of them (2 single-thread servers on a 2-core machine) and sends
+each scoring to the least busy one, so every log-probability is the one a lone request gets.
 """
 
 from __future__ import annotations
@@ -80,6 +83,13 @@ class LocalServerOptions:
             raise ConfigError(f"port must be in [0, 65535], got {self.port}")
 
 
+def _usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return list(range(os.cpu_count() or 1))
+
+
 def default_threads() -> int:
     """Half the usable cores (≈ physical cores with SMT), at least 1.
 
@@ -87,11 +97,33 @@ def default_threads() -> int:
     fewer: measured on this 2-core box while another job used one core, SmolLM2 generated 55–61 tok/s
     with 1 thread and 10–29 tok/s with 2.
     """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        n = os.cpu_count() or 1
-    return max(1, n // 2)
+    return max(1, len(_usable_cpus()) // 2)
+
+
+def physical_cores() -> int:
+    """Usable physical cores: the usable CPUs counted once per set of SMT siblings (Linux sysfs);
+    half the usable CPUs where the topology cannot be read."""
+    cpus = _usable_cpus()
+    siblings = set()
+    for cpu in cpus:
+        try:
+            siblings.add(Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip())
+        except OSError:
+            return max(1, len(cpus) // 2)
+    return max(1, len(siblings))
+
+
+def default_servers(n_threads: int | None = None) -> int:
+    """Embedded servers the ``llamacpp`` backend starts by default: one per ``n_threads`` (default
+    :func:`default_threads`) usable physical cores, at least 1 — 2 servers of 1 thread on a 2-core machine
+    without SMT, 1 server where SMT siblings make half the CPUs the physical cores.
+
+    Several single-request servers are how scoring uses more cores without changing a number: each
+    scoring request runs alone on its server with the prompt cache off, so its log-probabilities are
+    those of one request at a time (see ``OpenAICompatBackend._score``); and a server per core, unlike
+    one server with more threads, never spins at a barrier waiting for a core another job holds.
+    """
+    return max(1, physical_cores() // (n_threads or default_threads()))
 
 
 class LocalServer:
@@ -279,16 +311,18 @@ def _stop_all() -> None:  # pragma: no cover - runs at interpreter exit
 
 @register_backend
 class LlamaCppBackend(OpenAICompatBackend):
-    """The ``openai`` backend bound to an embedded llama.cpp server it starts and stops itself.
+    """The ``openai`` backend bound to embedded llama.cpp servers it starts and stops itself.
 
     ``model``: a registered name (``qwen2.5-coder-1.5b`` default, ``smollm2-135m`` for tests) or a path to
-    a .gguf. Server options: see :class:`LocalServerOptions`. Client options (``timeout_s``,
-    ``max_retries``, ...) go to the ``openai`` backend; ``concurrency`` defaults to ``n_parallel``.
+    a .gguf. ``n_servers``: how many servers to start on the model (default :func:`default_servers`);
+    requests are spread over them (scoring: the least busy one). Server options (each server's): see
+    :class:`LocalServerOptions`. Client options (``timeout_s``, ``max_retries``, ...) go to the ``openai``
+    backend; ``concurrency`` defaults to ``n_servers × n_parallel``.
     """
 
     name = "llamacpp"
 
-    def __init__(self, model: str | os.PathLike | None = None, **options: Any):
+    def __init__(self, model: str | os.PathLike | None = None, n_servers: int | None = None, **options: Any):
         server_keys = set(LocalServerOptions.__dataclass_fields__)
         server_opts = {k: options.pop(k) for k in list(options) if k in server_keys}
         if "base_url" in options:
@@ -296,22 +330,32 @@ class LlamaCppBackend(OpenAICompatBackend):
                               "choose the 'openai' backend with base_url=...")
         unknown = sorted(set(options) - set(OpenAICompatBackend.option_names()))
         if unknown:
-            raise ConfigError(f"unknown option(s) {unknown} for LLM backend 'llamacpp'; valid: "
-                              f"{', '.join(sorted(server_keys | set(OpenAICompatBackend.option_names()) - {'base_url'}))}")
-        self.server = start_local_server(model, **server_opts)
-        options.setdefault("concurrency", self.server.options.n_parallel)
-        name = str(model) if model is not None and str(model) in MODELS else self.server.model_path.name
+            valid = server_keys | {"n_servers"} | set(OpenAICompatBackend.option_names()) - {"base_url"}
+            raise ConfigError(f"unknown option(s) {unknown} for LLM backend 'llamacpp'; valid: {', '.join(sorted(valid))}")
+        if n_servers is None:
+            n_servers = default_servers(server_opts.get("n_threads"))
+        if not 1 <= n_servers <= 64:
+            raise ConfigError(f"n_servers must be in [1, 64], got {n_servers}")
+        if n_servers > 1 and server_opts.get("port"):
+            raise ConfigError("a fixed port serves one server: give n_servers=1 with port=...")
+        self.servers: list[LocalServer] = []
         try:
-            super().__init__(model=name, base_url=self.server.base_url + "/v1", **options)
+            for _ in range(n_servers):
+                self.servers.append(start_local_server(model, **server_opts))
+            self.server = self.servers[0]
+            options.setdefault("concurrency", n_servers * self.server.options.n_parallel)
+            name = str(model) if model is not None and str(model) in MODELS else self.server.model_path.name
+            super().__init__(model=name, base_url=[s.base_url + "/v1" for s in self.servers], **options)
         except BaseException:
-            self.server.stop()
+            for server in self.servers:
+                server.stop()
             raise
 
     def close(self) -> None:
         super().close()
-        server = getattr(self, "server", None)
-        if server is not None:
+        for server in getattr(self, "servers", []):
             server.stop()
 
 
-__all__ = ["LlamaCppBackend", "LocalServer", "LocalServerOptions", "TEST_MODEL", "start_local_server"]
+__all__ = ["LlamaCppBackend", "LocalServer", "LocalServerOptions", "TEST_MODEL", "default_servers", "default_threads",
+           "physical_cores", "start_local_server"]

@@ -27,14 +27,17 @@ Requests go out with ``httpx`` from one background event loop owned by the backe
   ``api_key_env``), never passed as an option, never logged.
 * **Scoring** (:meth:`logprob`, :meth:`token_logprobs`) needs llama.cpp's native endpoints
   (``/apply-template``, ``/tokenize``, ``/completion``); see :meth:`_alogprob` for the method and why it
-  is exact. Other servers give ``token_logprobs`` from chat ``top_logprobs`` (candidates outside the
-  returned top are ``-inf``) and cannot score continuations.
+  is exact. Each server scores one request at a time; with several servers in ``base_url`` a scoring
+  goes to the one with the fewest in flight, so ``*_many`` scores on all of them at once. Other servers
+  give ``token_logprobs`` from chat ``top_logprobs`` (candidates outside the returned top are ``-inf``)
+  and cannot score continuations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import random
@@ -167,6 +170,7 @@ class OpenAICompatBackend(LLMBackend):
         self._llamacpp: bool | None = None  # whether the native scoring endpoints exist (probed once)
         self._token_cache: dict[tuple[str, str], list[int]] = {}
         self._score_locks: dict[str, asyncio.Lock] = {}  # one scoring request at a time per server
+        self._scorings: Counter = Counter()  # scorings in flight per server (see _scoring_server)
         if not self.model:
             self.model = self._served_model()
 
@@ -366,6 +370,23 @@ class OpenAICompatBackend(LLMBackend):
         self._llamacpp = True
         return data
 
+    @contextlib.contextmanager
+    def _scoring_server(self):
+        """The server for one scoring (its template, token ids and ``/completion`` requests all go there):
+        the one with the fewest scorings in flight, ties in round-robin order. Each server scores one request
+        at a time (:meth:`_score`), so with several servers (``base_url`` lists them; the ``llamacpp``
+        backend's ``n_servers``) as many scorings run at once, each computed exactly as alone."""
+        with self._rr_lock:
+            start = self._rr
+            self._rr += 1
+        n = len(self.base_urls)
+        url = min((self.base_urls[(start + i) % n] for i in range(n)), key=lambda u: self._scorings[u])
+        self._scorings[url] += 1  # on the loop thread, with no await since the choice: no other scoring interleaves
+        try:
+            yield url
+        finally:
+            self._scorings[url] -= 1
+
     async def _prompt_and_ids(self, messages: Sequence[dict[str, str]], texts: Sequence[str], url: str):
         """The chat-templated prompt (assistant turn opened) and each text's token ids (no specials)."""
         prompt = (await self._native("/apply-template", {"messages": [dict(m) for m in messages]}, url))["prompt"]
@@ -402,7 +423,11 @@ class OpenAICompatBackend(LLMBackend):
         """
         if not continuation:
             return 0.0
-        url = self._next_url()  # one server for the whole scoring: template and token ids come from it
+        with self._scoring_server() as url:  # one server for the whole scoring: template and token ids come from it
+            return await self._alogprob_on(url, messages, continuation, per_token)
+
+    async def _alogprob_on(self, url: str, messages: Sequence[dict[str, str]], continuation: str,
+                           per_token: bool) -> float:
         try:
             prompt, (cont,) = await self._prompt_and_ids(messages, [continuation], url)
         except UnsupportedEndpointError:
@@ -430,7 +455,10 @@ class OpenAICompatBackend(LLMBackend):
         """First-token log-probs: one request returns the top ``top_logprobs``; the rest are forced."""
         if self._llamacpp is False:
             return await self._atoken_logprobs_chat(messages, candidates)
-        url = self._next_url()
+        with self._scoring_server() as url:
+            return await self._atoken_logprobs_on(url, messages, candidates)
+
+    async def _atoken_logprobs_on(self, url: str, messages: Sequence[dict[str, str]], candidates: Sequence[str]) -> dict:
         try:
             prompt, ids = await self._prompt_and_ids(messages, candidates, url)
         except UnsupportedEndpointError:
