@@ -81,14 +81,9 @@ class DemoResult:
 def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] | None = None) -> DemoResult:
     """Run the demo (see module docstring); returns the nDCG@10 table and the report path."""
     from ..data.registry import load_dataset
-    from ..evaluate.retrieval import evaluate_run
     from ..labels.sources import human_labels
-    from ..retrieve.bm25 import BM25Retriever, bm25_candidates
-    from ..retrieve.dense import rerank
-    from ..retrieve.encoder import Encoder
+    from ..retrieve.bm25 import bm25_candidates
     from ..seeding import rng_for
-    from ..train.config import TrainConfig
-    from ..train.trainer import train
     from . import label_variants as variants
 
     cfg = config or DemoConfig()
@@ -113,40 +108,67 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
         f"with {cfg.annotator}:{cfg.annotator_model}")
     llm = annotate_demo(cfg, scifact, groups, out / "annotation", annotation)
     human = variants.restrict(human_labels(scifact, "train"), qids)
-    agree = _agreement(human, llm)
     notes.append(f"LLM labels: {variants.label_stats(llm)['queries_with_positive']}/{len(qids)} queries with a useful "
-                 f"passage; precision of LLM positives against human qrels: {agree}")
+                 f"passage; precision of LLM positives against human qrels: {_agreement(human, llm)}")
     steps["annotation"] = time.time() - t
 
     t = time.time()
     say(f"3/4 training on human vs LLM labels ({cfg.train_steps} steps each)")
+    models = train_demo_models(cfg, out, {"human": human, "LLM": llm}, notes)
+    steps["training"] = time.time() - t
+
+    t = time.time()
+    say(f"4/4 evaluation: re-ranking BM25 top-{cfg.pool} of {cfg.eval_queries} test queries per dataset")
+    table = evaluate_demo_models(cfg, models)
+    steps["evaluation"] = time.time() - t
+    seconds = time.time() - t0
+    report = _write_report(out / "report.md", cfg, table, steps, seconds, notes, len(qids))
+    return DemoResult(table, report, seconds, steps, notes)
+
+
+def train_demo_models(cfg: DemoConfig, out: Path, label_sets: dict[str, Labels],
+                      notes: list[str]) -> dict[str, Path | None]:
+    """One small model per label set with a positive (the untrained base as ``base``); a label set
+    without a positive gets a note instead of a model."""
+    from ..train.config import TrainConfig
+    from ..train.trainer import train
+    from . import label_variants as variants
+
     models: dict[str, Path | None] = {"base": None}
-    for name, labels in (("human", human), ("LLM", llm)):
+    for name, labels in label_sets.items():
         if not any(w > 0 for v in labels.values() for w in v.values()):
             notes.append(f"{name} labels have no positive: no {name} model")
             continue
-        path = variants.write_labels(out / "labels", labels, name.lower())
+        path = variants.write_labels(out / "labels", labels, name.lower())  # provenance and the folder's name
         tc = TrainConfig(dataset="scifact", split="train", labels=[str(path.resolve())], loss="disj",
                          out=str(out / "models" / f"{name.lower()}-{path.stem.rsplit('-', 1)[-1]}"),
                          epochs=100, max_steps=cfg.train_steps, batch_size=min(4, len(labels)), group_size=4,
                          query_max_len=32, passage_max_len=cfg.max_length, seed=cfg.seed, device="cpu",
                          save_every=0, show_progress=False)
-        models[name] = Path(train(tc, labels=labels))  # the file: provenance and the model folder's name
-    steps["training"] = time.time() - t
+        models[name] = Path(train(tc, labels=labels))
+    return models
 
-    t = time.time()
-    say(f"4/4 evaluation: re-ranking BM25 top-{cfg.pool} of {cfg.eval_queries} test queries per dataset")
+
+def evaluate_demo_models(cfg: DemoConfig, models: dict[str, Path | None]) -> dict[str, dict[str, float]]:
+    """nDCG@10 of BM25 and of every model re-ranking BM25's top ``pool`` for a seeded sample of
+    ``eval_queries`` test queries of each evaluation dataset."""
+    from ..data.registry import load_dataset
+    from ..evaluate.retrieval import evaluate_run
+    from ..retrieve.bm25 import BM25Retriever
+    from ..retrieve.dense import rerank
+    from ..retrieve.encoder import Encoder
+    from ..seeding import rng_for
+
     table: dict[str, dict[str, float]] = {"BM25": {}, **{m: {} for m in models}}
     encoders = {m: Encoder(p, "cpu", query_max_len=32, passage_max_len=cfg.max_length) for m, p in models.items()}
     for ds_name in cfg.eval_datasets:
         ds = load_dataset(ds_name)
-        split = "test"
-        all_q = list(ds.qrels(split))
+        all_q = list(ds.qrels("test"))
         sample = set(rng_for(cfg.seed, "demo-eval", ds_name).sample(all_q, min(cfg.eval_queries, len(all_q))))
         eq = [q for q in all_q if q in sample]
-        k = cfg.pool + (1 if ds.ignore_identical_ids else 0)
-        pool = BM25Retriever(ds.corpus).search({q: ds.queries[q] for q in eq}, k=k)
-        qrels = {q: ds.qrels(split)[q] for q in eq}
+        pool = BM25Retriever(ds.corpus).search({q: ds.queries[q] for q in eq},
+                                               k=cfg.pool + (1 if ds.ignore_identical_ids else 0))
+        qrels = {q: ds.qrels("test")[q] for q in eq}
 
         def ndcg(run, ds=ds, qrels=qrels):
             return evaluate_run(run, qrels, measures=["nDCG@10"], relevance_level=ds.relevance_level,
@@ -155,10 +177,7 @@ def run_demo(config: DemoConfig | None = None, on_event: Callable[[str], None] |
         table["BM25"][ds_name] = ndcg(pool)
         for m, enc in encoders.items():
             table[m][ds_name] = ndcg(rerank(enc, ds.corpus, {q: ds.queries[q] for q in eq}, pool))
-    steps["evaluation"] = time.time() - t
-    seconds = time.time() - t0
-    report = _write_report(out / "report.md", cfg, table, steps, seconds, notes, len(qids))
-    return DemoResult(table, report, seconds, steps, notes)
+    return table
 
 
 def annotation_config(cfg: DemoConfig, dataset) -> AnnotateConfig:
