@@ -118,13 +118,16 @@ def _report_run(s: dict, out_dir) -> int:
     """Print a run's summary; passages that failed on the server end it with exit code 7."""
     import json
 
-    from ..errors import IncompleteRunError
+    from ..errors import IncompleteRunError, UtilabelError
 
     print(f"{s['kept']}/{s['generated']} queries kept from {s['passages']} passages "
           f"({s['passages_failed']} without a query, {s['passages_errored']} failed on the server), "
           f"{s['calls_new']} new calls, {s['calls_cached']} replayed")
     print("dropped: " + json.dumps({k: v for k, v in s["dropped"].items() if v}))
     print(f"folder:  {out_dir} (train split; utilabel data info {out_dir} --validate)")
+    if not s["kept"]:
+        raise UtilabelError(f"no generated query passed the filters, so {out_dir} is no dataset yet; each drop's reason "
+                            f"is in {out_dir}/generations.jsonl (loosen --round-trip-k, --judge-threshold, --max-words)")
     if not s["complete"]:
         first = next(iter(s["passage_errors"].items()), None)
         raise IncompleteRunError(f"{s['passages_errored']} of {s['passages']} passages failed on the server"
