@@ -209,3 +209,14 @@ def test_cli_dry_run_and_bad_examples(corpus_dir, tmp_path, capsys):
                  str(tmp_path / "ex.jsonl"), "--dry-run"]) == 3
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "ex.jsonl:1" in err and "not in the corpus" in err
+
+
+def test_cli_report_says_when_no_query_survived(corpus_dir, tmp_path):
+    from utilabel.cli.generate import _report_run
+    from utilabel.errors import UtilabelError
+
+    run = generate(Dataset.from_folder(corpus_dir), fake(), tmp_path / "gen",
+                   GenerateConfig(passages=2, min_words=30, max_words=40), progress=False)
+    assert run.summary["kept"] == 0 and run.summary["dropped"]["too_short"] == 2 * 2
+    with pytest.raises(UtilabelError, match="no generated query passed the filters.*generations.jsonl"):
+        _report_run(run.summary, tmp_path / "gen")
