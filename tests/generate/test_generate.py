@@ -50,9 +50,9 @@ def test_text_filter_names_each_reason_in_order():
     psg = "the quick brown fox jumps over the lazy dog near the river bank today"
     qs = ["short q", " ".join(["w"] * 41), "the quick brown fox jumps over the lazy dog",
           "An earlier query of another passage!", "what does the fox jump over", "what does the fox jump over now",
-          "where is the river bank"]
+          "where is the river bank", "The passage provides evidence that foxes jump"]
     assert text_filter(qs, psg, seen, min_words=3, max_words=40, near_duplicate=0.8) == [
-        "too_short", "too_long", "copies_passage", "duplicate", None, "near_duplicate", None]
+        "too_short", "too_long", "copies_passage", "duplicate", None, "near_duplicate", None, "refers_to_passage"]
     assert "what does the fox jump over" in seen
     # near_duplicate=1 switches the overlap filter off (an exact repeat is still a duplicate)
     assert text_filter(["what does the fox jump over", "what does the fox jump over now"], psg, set(),

@@ -5,6 +5,8 @@ leading ``Question:``-style label and quotes removed; preamble lines ending in `
 text filters run in this order and the first that fires names the drop (:data:`DROP_REASONS`):
 
 * ``too_short`` / ``too_long`` — fewer than ``min_words`` or more than ``max_words`` words;
+* ``refers_to_passage`` — the query speaks of "the passage" / "this text" / "the abstract" (it makes no
+  sense to a searcher who has not seen the passage, e.g. "The passage provides evidence that ...");
 * ``copies_passage`` — the query is a verbatim span of its passage of 8+ words that is the whole
   query (the model copied a sentence instead of asking);
 * ``duplicate`` — the same normalised text (lower case, word characters only) as an earlier query
@@ -25,13 +27,15 @@ from collections.abc import Iterable, Sequence
 
 from ..annotate.parsing import Parsed, strip_thinking
 
-DROP_REASONS = ("too_short", "too_long", "copies_passage", "duplicate", "near_duplicate", "round_trip", "judge",
+DROP_REASONS = ("too_short", "too_long", "refers_to_passage", "copies_passage", "duplicate", "near_duplicate", "round_trip", "judge",
                 "judge_failed")
 
 _LEAD = re.compile(r"^\s*(?:[-*•]+|\(?\d{1,2}[.):]|#+)\s*")
 _LABEL = re.compile(r"^\s*(?:\*\*)?(?:question|claim|query|argument|counter-argument|search query)\s*\d*\s*(?:\*\*)?\s*[:：]\s*",
                     re.I)
 _WORD = re.compile(r"\w+", re.UNICODE)
+_REFERS = re.compile(r"\b(?:the|this|that|given|above)\s+(?:passage|text|article|abstract|paragraph|document|excerpt)s?\b",
+                     re.I)
 
 
 def parse_queries(text: str, count: int, label: str = "") -> Parsed:
@@ -86,6 +90,8 @@ def text_filter(queries: Sequence[str], passage: str, seen: set[str], min_words:
             reason: str | None = "too_short"
         elif n > max_words:
             reason = "too_long"
+        elif _REFERS.search(q):
+            reason = "refers_to_passage"
         elif n >= 8 and norm and norm in flat_passage:
             reason = "copies_passage"
         elif norm in seen:
