@@ -5,6 +5,7 @@ the dry-run counts and the CLI's one-line errors. Real-model tests: test_generat
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -166,7 +167,8 @@ def test_fewshot_prompt_carries_the_examples_and_the_task(corpus_dir, tmp_path):
 def test_dry_run_counts_one_call_per_passage_and_the_judge(corpus_dir):
     ds = Dataset.from_folder(corpus_dir)
     est = estimate_generation(ds, GenerateConfig(passages=4, queries_per_passage=3))
-    assert (est.queries, est.calls) == (4, 4) and est.completion_tokens == 4 * 3 * 12 * 5 // 4 + 4 * 0
+    reply = 3 * len(" ".join(["word"] * 24)) + 2  # three 24-word queries, one per line
+    assert (est.queries, est.calls) == (4, 4) and est.completion_tokens == 4 * math.ceil(reply / 4)
     judged = estimate_generation(ds, GenerateConfig(passages=4, queries_per_passage=3, judge=True))
     assert judged.calls == 4 + 4 * 3 and set(judged.by_step) == {"generate", "judge.pointwise"}
     assert judged.prompt_tokens > est.prompt_tokens

@@ -106,7 +106,7 @@ def _report_estimate(dataset, config, examples, args) -> int:
     print(f"passages           {report['queries']} ({report['queries'] * config.queries_per_passage} queries asked for)")
     print(f"calls              {report['calls']} (without retries)")
     print(f"prompt tokens      {report['prompt_tokens']:,} (≈ chars/4 + 4 per message)")
-    print(f"completion tokens  {report['completion_tokens']:,} (12-word queries)")
+    print(f"completion tokens  {report['completion_tokens']:,} (24-word queries)")
     for step, s in report["by_step"].items():
         print(f"  {step:<18} {s['calls']} calls, {s['prompt_tokens']:,} prompt, {s['completion_tokens']:,} completion")
     print(f"time               ≈ {report['estimated_seconds'] / 60:.1f} min "
