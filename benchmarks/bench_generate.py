@@ -10,6 +10,8 @@ server (``llamacpp`` backend, its default slots and threads). Reported:
   clock), and queries generated per second;
 * the filters: the text filters' drops, and the BM25 round trip at k = 1, 5, 10, 20, 100 (the run
   records the source passage's rank up to 100, so one run gives every k);
+* the same round trip for SciFact's human train claims (the rank of their best gold passage): what a
+  filter at k would drop of real queries;
 * with ``--judge``: the pointwise judge's P(useful) of each source passage (one scoring call per query
   left after the text filters and round trip at k=100), and how it agrees with the round trip.
 
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "queries_per_s": round(s["generated"] / wall, 3), "dropped": s["dropped"], "kept": s["kept"],
         "after_text_filters": len(passed_text), "round_trip_kept_at_k": round_trip, "judge": s["judge"],
     }
+    result["human_train_round_trip_at_k"] = _human_round_trip(ds)
     if args.judge:
         judged = [r for r in rows if r["judge_utility"] is not None]
         result["judge_utility_by_round_trip"] = {
@@ -81,6 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     (out / "bench.md").write_text(_markdown(result))
     print(_markdown(result))
     return 0
+
+
+def _human_round_trip(ds) -> dict[int, float]:
+    """Fraction of SciFact's human train claims with a gold passage in BM25's top-k."""
+    from utilabel.retrieve.bm25 import BM25Retriever
+
+    queries, qrels = ds.split_queries("train"), ds.qrels("train")
+    run = BM25Retriever(ds.corpus).search(queries, k=max(KS))
+    best = []
+    for q in queries:
+        ranked = [d for d, _ in sorted(run[q].items(), key=lambda kv: (-kv[1], kv[0]))]
+        ranks = [ranked.index(d) + 1 for d, rel in qrels[q].items() if rel > 0 and d in ranked]
+        best.append(min(ranks) if ranks else None)
+    return {k: round(sum(1 for r in best if r and r <= k) / len(best), 3) for k in KS}
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -109,6 +126,9 @@ def _markdown(r: dict) -> str:
         "",
         "Round trip (source passage in BM25's top-k), of those: "
         + ", ".join(f"k={k}: {n}" for k, n in r["round_trip_kept_at_k"].items()) + ".",
+        "",
+        "SciFact's human train claims with a gold passage in BM25's top-k: "
+        + ", ".join(f"k={k}: {v:.1%}" for k, v in r["human_train_round_trip_at_k"].items()) + ".",
     ]
     if "judge_utility_by_round_trip" in r:
         lines += ["", f"Judge P(useful) mean by source rank: {json.dumps(r['judge_utility_by_round_trip'])}; "
