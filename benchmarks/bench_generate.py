@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "estimate": est, "real": {"calls": s["calls_new"] + s["calls_cached"], "calls_new": s["calls_new"],
                                   "prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"],
                                   "wall_s": round(wall, 1)},
+        "generation_s": round(wall - (s["judge"] or {}).get("elapsed_s_this_run", 0.0), 1),
         "queries_per_s": round(s["generated"] / wall, 3), "dropped": s["dropped"], "kept": s["kept"],
         "after_text_filters": len(passed_text), "round_trip_kept_at_k": round_trip, "judge": s["judge"],
     }
@@ -115,7 +116,7 @@ def _markdown(r: dict) -> str:
         "|---|---:|---:|---:|---:|",
         f"| dry-run estimate | {e['calls']} | {e['prompt_tokens']:,} | {e['completion_tokens']:,} | "
         f"{e['estimated_seconds'] / 60:.1f} min |",
-        f"| real run | {real['calls']} | {real['prompt_tokens']:,} | {real['completion_tokens']:,} | "
+        f"| real run{' (replayed from the call log)' if not real['calls_new'] else ''} | {real['calls']} | {real['prompt_tokens']:,} | {real['completion_tokens']:,} | "
         f"{real['wall_s'] / 60:.1f} min |",
         "",
         f"{r['generated']} queries generated, {r['queries_per_s']} queries/s; kept {r['kept']} with the round trip "

@@ -46,7 +46,7 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-words", type=positive_int, default=40, help="length filter: longest query kept")
     p.add_argument("--near-duplicate", type=_fraction_above_zero, default=0.8,
                    help="drop a query whose token overlap (Jaccard) with a kept query of the same passage reaches this (1: off)")
-    p.add_argument("--round-trip-k", type=nonneg_int, default=20,
+    p.add_argument("--round-trip-k", type=nonneg_int, default=100,
                    help="keep a query only if its source passage is in BM25's top-k for it (0: off)")
     p.add_argument("--judge", action="store_true", help="also keep only queries whose source passage the pointwise judge finds useful")
     p.add_argument("--judge-threshold", type=unit_float, default=0.5, help="--judge: least P(useful) kept")
