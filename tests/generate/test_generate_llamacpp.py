@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-pytestmark = [pytest.mark.llm, pytest.mark.slow]  # a SIGKILL loop over real runs: ~2.5 min on 2 busy cores
+pytestmark = pytest.mark.llm  # ~50 s (2.5 min on 2 busy cores): in the default suite, like the other llm tests
 
 FILES = ("queries.jsonl", "qrels/train.tsv", "generations.jsonl", "corpus.jsonl")
 
