@@ -1,5 +1,5 @@
 """Stage packages import only earlier stages, in the order written in docs/index.md's layout section:
-core modules ← data ← llm ← retrieve ← evaluate ← labels ← annotate ← train ← experiments ← review ← cli;
+core modules ← data ← llm ← retrieve ← evaluate ← labels ← annotate ← generate ← train ← experiments ← review ← cli;
 and no two modules import each other, directly or round a loop. Function-level (lazy) imports count
 too: a lazy import may defer a heavy dependency, never hide a cycle."""
 
@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "src" / "utilabel"
-STAGES = ["core", "data", "llm", "retrieve", "evaluate", "labels", "annotate", "train", "experiments", "review", "cli"]
+STAGES = ["core", "data", "llm", "retrieve", "evaluate", "labels", "annotate", "generate", "train", "experiments", "review", "cli"]
 
 
 def _stage(parts: list[str]) -> str:

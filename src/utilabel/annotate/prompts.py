@@ -33,7 +33,7 @@ import yaml
 from ..errors import ConfigError, DataFormatError, UnknownNameError
 
 STYLES = ("compact", "paper")
-PARSERS = ("selection", "ranking", "answer", "answer_selection", "yes_no", "continuation")
+PARSERS = ("selection", "ranking", "answer", "answer_selection", "yes_no", "continuation", "queries")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 #: placeholders filled per passage inside ``passage_template`` / ``passage_turns``
 _PASSAGE_VARS = {"i", "passage"}

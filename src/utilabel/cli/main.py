@@ -20,7 +20,8 @@ from collections.abc import Callable
 from .. import __version__
 from ..errors import OS_ERROR_EXIT, UtilabelError
 
-COMMAND_MODULES = ["data", "retrieve", "mine", "evaluate", "annotate", "train", "experiment", "demo", "review"]
+COMMAND_MODULES = ["data", "retrieve", "mine", "evaluate", "annotate", "generate", "train", "experiment", "demo",
+                   "review"]
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
