@@ -30,6 +30,8 @@ TRAIN_BASELINE = {
     "in_batch_negatives": True, "lr": 2e-05, "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0,
     "num_threads": None, "amp": "no", "gradient_checkpointing": False, "grad_cache_chunk": 0, "resume": True,
     "eval_split": None, "curriculum_switch": 0.5,
+    # added with distillation (issue 21): rows without a teacher keep their keys
+    "teacher": None, "teacher_normalize": "zscore", "teacher_temperature": 1.0, "distill_weight": 1.0,
 }
 
 
