@@ -81,9 +81,12 @@ class TrainingGroup:
     """A training example: one query, weighted positives and hard negatives (doc ids).
 
     ``positives`` maps doc_id → weight (1.0 for binary labels; graded/soft labels allowed).
+    ``teacher`` maps doc_id → teacher score (raw, e.g. an LLM's log-odds; see
+    :mod:`utilabel.labels.teacher`) for the passages that have one; None when the group has none.
     """
 
     query_id: str
     query: str
     positives: dict[str, float] = field(default_factory=dict)
     negatives: list[str] = field(default_factory=list)
+    teacher: dict[str, float] | None = None

@@ -270,6 +270,7 @@ def test_groups_from_judgments():
           Judgment("q2", "e", "m", utility=0.0)]
     (g,) = groups_from_judgments(js, groups)  # q2 has no positive: skipped
     assert g.query_id == "q1" and g.positives == {"b": 1.0, "c": 1.0} and g.negatives == ["a"]
+    assert g.teacher == {"a": 0.0, "b": 1.0, "c": 0.6}  # method "m": teacher score = utility, raw
     (g,) = groups_from_judgments(js, groups, "threshold:0.7", weights="soft")
     assert g.positives == {"b": 1.0} and g.negatives == ["a", "c"]
     (g,) = groups_from_judgments(js, groups, "top1")

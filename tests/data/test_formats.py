@@ -116,6 +116,32 @@ def test_round_trips(tmp_path):
     groups = [TrainingGroup("q1", "query", {"d1": 1.0, "d2": 0.5}, ["d3"])]
     write_groups(tmp_path / "g.jsonl", groups)
     assert read_groups(tmp_path / "g.jsonl") == groups
+    # no teacher scores: no "teacher" key (files written before teacher scores stay byte-identical)
+    assert (tmp_path / "g.jsonl").read_text() == (
+        '{"query_id": "q1", "query": "query", "positives": {"d1": 1.0, "d2": 0.5}, "negatives": ["d3"]}\n')
+
+
+def test_groups_round_trip_teacher_scores(tmp_path):
+    groups = [TrainingGroup("q1", "query", {"d1": 1.0}, ["d3", "d4"], {"d1": 2.25, "d3": -0.5}),
+              TrainingGroup("q2", "other", {"d2": 1.0}, ["d5"])]
+    write_groups(tmp_path / "g.jsonl", groups)
+    assert '"teacher": {"d1": 2.25, "d3": -0.5}' in (tmp_path / "g.jsonl").read_text().splitlines()[0]
+    assert read_groups(tmp_path / "g.jsonl") == groups
+    p = write(tmp_path / "bad.jsonl", '{"query_id": "1", "query": "x", "positives": ["a"], "teacher": {"z": 1}}\n')
+    check_error(read_groups, p, 1, "teacher score of doc 'z', which is not in the group")
+    p = write(tmp_path / "nan.jsonl", '{"query_id": "1", "query": "x", "positives": ["a"], "teacher": {"a": "x"}}\n')
+    check_error(read_groups, p, 1, "teacher scores must be numbers")
+
+
+def test_flagembedding_pos_neg_scores_become_teacher_scores(tmp_path):
+    from utilabel.data.groups import text_id
+
+    p = write(tmp_path / "f.jsonl", '{"query": "q", "pos": ["P"], "neg": ["N1", "N2"], "pos_scores": [3.0], '
+                                    '"neg_scores": [1.0, -2.0]}\n{"query": "r", "pos": ["P"], "neg": []}\n')
+    (g, h), _ = read_flag_groups(p)
+    assert g.teacher == {text_id("P"): 3.0, text_id("N1"): 1.0, text_id("N2"): -2.0} and h.teacher is None
+    bad = write(tmp_path / "b.jsonl", '{"query": "q", "pos": ["P"], "neg": ["N"], "neg_scores": [1.0, 2.0]}\n')
+    check_error(read_flag_groups, bad, 1, "field 'neg_scores' must be a list of 1 numbers")
 
 
 def test_groups_errors(tmp_path):

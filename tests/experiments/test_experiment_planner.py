@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from utilabel.experiments.config import ExperimentConfig
 from utilabel.experiments.label_variants import label_stats, labels_digest
 from utilabel.experiments.planner import StudyPlanner
@@ -72,3 +76,50 @@ def test_ratio_and_noise_studies_mix_in_memory():
     specs = StudyPlanner(noise, FakeAccess()).plan_study(noise.studies[0])
     assert [s.row for s in specs] == ["noise 0%/infonce", "noise 50%/infonce"] and specs[0].labels == HUMAN
     assert specs[1].noise_rate == 0.5 and specs[1].method == "human-noise50%-s0"
+
+
+TEACHER = {"q1": {"a": 1.0, "b": -1.0}, "q2": {"c": 0.0}, "q3": {"d": 0.5, "e": -0.5}}
+
+
+class TeacherAccess(FakeAccess):
+    """Adds teacher scores of the ``llm`` source (missing until ``ready``), recording how they were asked for."""
+
+    def teacher(self, name, normalize="zscore", depth=30):
+        self.asked.append(("teacher", name, normalize, depth))
+        return TEACHER if self.ready else None
+
+
+def test_teacher_study_rows_teacher_scores_and_keys():
+    from utilabel.errors import ConfigError
+    from utilabel.experiments.keys import model_key
+    from utilabel.labels.teacher import teacher_digest
+
+    cfg = config(sources=["llm"], losses=["disj_kl", "kl"], teacher="llm",
+                 train={"teacher_temperature": 0.5, "distill_weight": 2.0, "teacher_normalize": "minmax"})
+    data = TeacherAccess()
+    specs = StudyPlanner(cfg, data).plan_study(cfg.studies[0])
+    assert [s.row for s in specs] == ["llm+teacher(llm)/disj_kl", "llm+teacher(llm)/kl"]
+    assert ("teacher", "llm", "minmax", 30) in data.asked  # normalised as the study's train options say
+    s = specs[0]
+    assert s.teacher == TEACHER and s.teacher_source == "llm" and s.labels == LLM
+    assert s.train_options == {"teacher_temperature": 0.5, "distill_weight": 2.0, "teacher_normalize": "minmax"}
+    assert s.key == model_key(cfg, labels_digest(LLM), "disj_kl", 1, 0, None, teacher_digest(TEACHER), s.train_options)
+    # the key hashes the teacher scores and the study's options; the same labels without them hash as before
+    assert s.key != model_key(cfg, labels_digest(LLM), "disj_kl", 1, 0)
+    assert s.key != model_key(cfg, labels_digest(LLM), "disj_kl", 1, 0, None, teacher_digest({"q1": {"a": 0.0}}),
+                              s.train_options)
+    assert s.key != model_key(cfg, labels_digest(LLM), "disj_kl", 1, 0, None, teacher_digest(TEACHER),
+                              {**s.train_options, "teacher_temperature": 1.0})
+    assert StudyPlanner(cfg, TeacherAccess(ready=False)).plan_study(cfg.studies[0]) == []  # judgments missing
+    plain = config(sources=["llm"], losses=["disj"])
+    (p,) = StudyPlanner(plain, FakeAccess()).plan_study(plain.studies[0])
+    assert p.row == "llm/disj" and p.teacher is None and p.key == model_key(plain, labels_digest(LLM), "disj", 1, 0)
+
+    for study, message in [({"losses": ["kl"]}, "loss 'kl' needs teacher scores; name a source as teacher"),
+                           ({"losses": ["kl", "disj"], "teacher": "llm"}, "loss 'disj' does not use the teacher"),
+                           ({"losses": ["kl"], "teacher": "gpt"}, "unknown teacher source 'gpt'"),
+                           ({"losses": ["kl"], "teacher": "llm", "train": {"loss": "kl"}}, "train.loss cannot be set"),
+                           ({"losses": ["kl"], "teacher": "llm", "train": {"distill_weight": -1}},
+                            "study 's': distill_weight must be a finite number >= 0")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config(**study)

@@ -189,3 +189,47 @@ def test_fusion_rows_fuse_each_dense_run_with_bm25_and_resume(tmp_path, tiny_squ
     other = ExperimentConfig.from_dict({**cfg.to_dict(), "fusion": {"method": "rrf"}})
     assert result_key(other, "base +BM25", 0, "x", "retrieval") != result_key(cfg, "base +BM25", 0, "x", "retrieval")
     assert result_key(other, "base", 0, "x", "retrieval") == result_key(cfg, "base", 0, "x", "retrieval")
+
+
+def test_teacher_studies_train_with_teacher_scores(tmp_path, tiny_squad, mirror):
+    """A study with a teacher (the LLM's judgments, or the first stage's BM25 scores) trains its
+    distillation loss with those scores; rows and result records name the teacher."""
+    from utilabel.data.registry import load_dataset
+    from utilabel.labels.teacher import candidates_teacher, normalize_teacher
+    from utilabel.retrieve.bm25 import bm25_candidates
+
+    sf = load_dataset("scifact")
+    qids = list(sf.qrels("train"))[:4]
+    judgments = tmp_path / "judgments.jsonl"
+    cands = {g.query_id: g for g in bm25_candidates(sf, "train", k=4)}
+    with open(judgments, "w") as fh:  # pointwise log-odds: the gold passage high, BM25's hits by rank
+        for q in qids:
+            gold = next(iter(sf.qrels("train")[q]))
+            fh.write(json.dumps({"query_id": q, "doc_id": gold, "method": "pointwise", "utility": 1.0, "score": 4.0}) + "\n")
+            for c in cands[q].candidates:
+                if c.doc_id != gold:
+                    fh.write(json.dumps({"query_id": q, "doc_id": c.doc_id, "method": "pointwise", "utility": 0.0,
+                                         "score": -float(c.rank)}) + "\n")
+    cfg = ExperimentConfig.from_dict({
+        "name": "t", "out": str(tmp_path / "exp"),
+        "sources": [{"name": "llm", "path": str(judgments), "rule": "top1"}, {"name": "bm25", "kind": "first_stage"}],
+        "datasets": [{"name": str(tiny_squad), "max_queries": 4}],
+        "studies": [{"name": "kl", "sources": ["llm"], "losses": ["kl"], "teacher": "llm",
+                     "train": {"teacher_temperature": 0.5}},
+                    {"name": "fs", "sources": ["llm"], "losses": ["disj_kl"], "teacher": "bm25"}],
+        "train": {"max_steps": 1, "batch_size": 4, "group_size": 3, "passage_max_len": 16, "query_max_len": 8,
+                  "negatives_k": 4},
+        "dense": {"max_length": 32, "query_max_length": 16, "k": 10},
+    })
+    runner = ExperimentRunner(cfg)
+    specs = runner.plan()
+    assert [s.row for s in specs] == ["llm+teacher(llm)/kl", "llm+teacher(bm25)/disj_kl"]
+    assert specs[0].teacher[qids[0]][next(iter(sf.qrels("train")[qids[0]]))] > 1.0  # zscored top
+    bm25 = normalize_teacher(candidates_teacher(bm25_candidates(sf, "train", k=4)))
+    assert specs[1].teacher == bm25  # the first stage's scores at the hard-negative depth
+    assert runner.run()["trained"] == 2
+    recs = [r for r in AppendLog.read(tmp_path / "exp" / "results.jsonl") if "+teacher(" in r["row"]]
+    assert {(r["row"], r["teacher"]) for r in recs} == {("llm+teacher(llm)/kl", "llm"),
+                                                          ("llm+teacher(bm25)/disj_kl", "bm25")}
+    summary = json.loads(next((tmp_path / "exp" / "models").glob("*/summary.json")).read_text())
+    assert any(line.startswith("teacher scores: given in memory") for line in summary["data"])

@@ -14,6 +14,12 @@ defaults :data:`TRAIN_DEFAULTS` / :data:`DENSE_DEFAULTS`. Each study expands int
   queries at ``random`` and/or by LLM ``uncertain``-ty (smallest label margin first, see
   :func:`utilabel.labels.rule_margins`).
 
+A study may also name a ``teacher``: a source of the grid (kind ``judgments``, ``first_stage`` or
+``human``) whose teacher scores (:mod:`utilabel.labels.teacher`) the study's distillation losses
+(``kl``, ``margin_mse``, ``disj_kl``) learn from; its row names read ``<labels>+teacher(<teacher>)/<loss>``.
+A study's ``train`` mapping overrides the grid's ``train`` options for its models (e.g.
+``teacher_temperature``, ``distill_weight``); the options it gives are hashed into its model keys.
+
 Studies run in the order given, so the cheapest, most important results land first in a tight
 compute budget; identical models (same labels, loss, seed, settings) are trained once.
 """
@@ -167,7 +173,10 @@ class Study:
     first judgments source — human vs LLM on the same queries), ``all``, or a number (seeded sample);
     ``epochs`` overrides the shared training epochs (small label sets need more passes); ``tag``
     is appended to the study's row names (``llm/disj [3 epochs]``) so that its rows stay apart from
-    rows of the same sources and loss trained otherwise."""
+    rows of the same sources and loss trained otherwise. ``teacher``: the name of a grid source whose
+    teacher scores the study's (distillation) losses learn from; ``train``: training options of this
+    study's models over the grid's ``train`` (not the runner's per-model options, ``epochs`` or
+    ``teacher``) — give a ``tag`` when two studies differ only there."""
 
     name: str
     kind: str = "labels"
@@ -182,6 +191,8 @@ class Study:
     train_queries: str | int = "annotated"
     epochs: int | None = None
     tag: str | None = None
+    teacher: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.epochs is not None:
@@ -202,6 +213,16 @@ class Study:
         bad = [x for x in self.human_choice if x not in HUMAN_CHOICES]
         if bad or not self.human_choice:
             raise ConfigError(f"study {self.name!r}: human_choice must be a non-empty list of {', '.join(HUMAN_CHOICES)}")
+        needs = sorted(x for x in self.losses if LOSSES[x].needs_teacher)
+        if self.teacher is None and needs:
+            raise ConfigError(f"study {self.name!r}: loss {needs[0]!r} needs teacher scores; name a source as teacher")
+        if self.teacher is not None and len(needs) < len(self.losses):
+            plain = next(x for x in self.losses if not LOSSES[x].needs_teacher)
+            raise ConfigError(f"study {self.name!r}: loss {plain!r} does not use the teacher; "
+                              "put it in a study without one")
+        bad = sorted(set(self.train) & {*RUNNER_OPTIONS, "epochs", "teacher"})
+        if bad:
+            raise ConfigError(f"study {self.name!r}: train.{bad[0]} cannot be set per study")
         if self.kind == "ratio" and not self.llm_source:
             raise ConfigError(f"study {self.name!r}: a ratio study needs llm_source")
         if not (self.train_queries in ("annotated", "all") or (isinstance(self.train_queries, int)
@@ -269,6 +290,13 @@ class ExperimentConfig:
                 if d not in ds_names:
                     raise ConfigError(f"study {study.name!r}: dataset {d!r} is not among the eval datasets "
                                       f"({', '.join(ds_names)})")
+            if study.teacher is not None and study.teacher not in names:
+                raise ConfigError(f"study {study.name!r}: unknown teacher source {study.teacher!r}; valid: {', '.join(names)}")
+            if study.train:
+                try:
+                    self.train_config(**study.train)
+                except ConfigError as exc:
+                    raise ConfigError(f"study {study.name!r}: {exc}") from None
 
         for c in self.comparisons:
             if c.claim is not None and c.claim not in self.claims:

@@ -9,6 +9,8 @@ candidates, and the labels of the config's named sources.
 
 Labels are resolved by :class:`utilabel.labels.sources.SourceReader`; this module only maps the config's
 source names to :class:`utilabel.labels.sources.LabelSource` and reads judgments from snapshots.
+Teacher scores of a source (:meth:`GridData.teacher`) come from :mod:`utilabel.labels.teacher`: a
+judgments source's snapshot, the first stage's BM25 scores, or the human qrels grades.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..labels import Labels
 from ..labels.sources import LabelSource, SourceReader
+from ..labels.teacher import (
+    Teacher,
+    candidates_teacher,
+    judgments_teacher,
+    mapping_teacher,
+    normalize_teacher,
+)
 from ..records import Judgment
 from ..seeding import rng_for
 from . import label_variants as variants
@@ -49,6 +58,7 @@ class GridData:
         self._cands: dict[int, dict[str, list[str]]] = {}
         self._snapshots: dict[Path, list[Judgment]] = {}
         self._reader: SourceReader | None = None
+        self._teachers: dict[tuple[str, str, int], Teacher] = {}
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -170,3 +180,29 @@ class GridData:
     def stats(self, labels: Labels) -> dict:
         """Label statistics plus agreement with the human labels over the BM25 top-10 candidates."""
         return variants.label_stats(labels, self.reader.labels(LabelSource("human")), self.candidates())
+
+    def teacher(self, name: str, normalize: str = "zscore", depth: int = 30) -> Teacher | None:
+        """The teacher scores of source ``name``, normalised per query (:func:`utilabel.labels.teacher.normalize_teacher`):
+        a judgments source's (its ``method`` only, when set), the first stage's BM25 scores of its top
+        ``depth`` (the hard-negative depth, so every hard negative has a score) or the human qrels
+        grades. None (and a note) while a judgments file is missing."""
+        key = (name, normalize, depth)
+        if key not in self._teachers:
+            src = self.config.source(name)
+            if src.kind == "judgments":
+                judgments = self.snapshot(str(src.path))
+                if judgments is None:
+                    self.note(f"teacher source {name!r}: judgments file {src.path} not found; its rows are skipped")
+                    return None
+                raw = judgments_teacher(judgments, src.method)
+            elif src.kind == "first_stage":
+                from ..data.candidates import read_candidates
+
+                self.candidates(depth)  # writes the cache file
+                raw = candidates_teacher(read_candidates(self.out / f"candidates.{self.config.train_split}.k{depth}.jsonl"))
+            else:
+                raw = mapping_teacher(self.dataset(self.config.train_dataset).qrels(self.config.train_split))
+            if not raw:
+                raise ConfigError(f"teacher source {name!r} gives no teacher scores")
+            self._teachers[key] = normalize_teacher(raw, normalize)
+        return self._teachers[key]

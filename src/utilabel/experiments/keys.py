@@ -10,6 +10,10 @@ fields (:data:`~.config.TRAIN_KEYED`), every option the ``train`` section or the
 other field whose value differs from :data:`TRAIN_BASELINE` — the TrainConfig defaults frozen when this
 rule was introduced. A new TrainConfig field or a changed default therefore changes the keys of the
 models it affects and of no other (a test checks that the baseline names every field).
+
+A model trained with teacher scores (a study's ``teacher``) also hashes their content
+(:func:`utilabel.labels.teacher.teacher_digest`) and the study's own ``train`` options; models without
+either hash exactly as before.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ TRAIN_BASELINE = {
     "in_batch_negatives": True, "lr": 2e-05, "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0,
     "num_threads": None, "amp": "no", "gradient_checkpointing": False, "grad_cache_chunk": 0, "resume": True,
     "eval_split": None, "curriculum_switch": 0.5,
+    # added with distillation (issue 21): rows without a teacher keep their keys
+    "teacher": None, "teacher_normalize": "zscore", "teacher_temperature": 1.0, "distill_weight": 1.0,
 }
 
 
@@ -50,9 +56,14 @@ def objective(loss: str, max_positives: int) -> str:
     return "infonce" if max_positives <= 1 and LOSSES[loss].infonce_with_one_positive else loss
 
 
-def model_key(config, labels_digest: str, loss: str, max_positives: int, seed: int, epochs: int | None = None) -> str:
-    """The key of a model of the grid ``config`` trained on labels with content hash ``labels_digest``."""
-    train = keyed_train_settings(config, **({"epochs": epochs} if epochs is not None else {}))
+def model_key(config, labels_digest: str, loss: str, max_positives: int, seed: int, epochs: int | None = None,
+              teacher_digest: str | None = None, train_options: dict | None = None) -> str:
+    """The key of a model of the grid ``config`` trained on labels with content hash ``labels_digest``
+    (and, when given, teacher scores with content hash ``teacher_digest`` and a study's ``train_options``)."""
+    per_model = {**(train_options or {}), **({"epochs": epochs} if epochs is not None else {})}
+    train = keyed_train_settings(config, **per_model)
     payload = {"train": train, "dataset": config.train_dataset, "split": config.train_split,
                "labels": labels_digest, "loss": objective(loss, max_positives), "seed": seed}
+    if teacher_digest is not None:
+        payload["teacher"] = teacher_digest
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]

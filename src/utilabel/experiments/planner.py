@@ -2,8 +2,11 @@
 
 :class:`StudyPlanner` expands each study of an :class:`~.config.ExperimentConfig` into models — label
 sources × losses × seeds, noise rates, human ratios — with their labels in memory, label statistics and
-model key (:func:`.keys.model_key`). It reads nothing itself: labels, margins, candidates and training
-queries come from the ``data`` it is given (a :class:`~.grid_data.GridData` in the runner).
+model key (:func:`.keys.model_key`). It reads nothing itself: labels, margins, candidates, teacher
+scores and training queries come from the ``data`` it is given (a :class:`~.grid_data.GridData` in the
+runner). A study with a ``teacher`` gives each of its models the teacher scores (normalised as the
+study's training options say) and the study's ``train`` options; its rows read
+``<labels>+teacher(<teacher>)/<loss>`` and its keys hash the teacher scores and those options.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Protocol
 
 from ..labels import Labels
 from ..labels.mixing import plan_labels
+from ..labels.teacher import Teacher, teacher_digest
 from . import label_variants as variants
 from .config import ExperimentConfig, Study
 from .keys import model_key
@@ -26,6 +30,7 @@ class LabelAccess(Protocol):
     def margins(self, name: str) -> dict[str, float]: ...
     def candidates(self, depth: int = 10) -> dict[str, list[str]]: ...
     def stats(self, labels: Labels) -> dict: ...
+    def teacher(self, name: str, normalize: str = "zscore", depth: int = 30) -> Teacher | None: ...
 
 
 @dataclass
@@ -47,6 +52,10 @@ class ModelSpec:
     method: str = ""
     label_stats: dict = field(default_factory=dict)
     key: str = ""
+    #: the teacher source's name, its (normalised) scores, and the study's own training options
+    teacher_source: str | None = None
+    teacher: Teacher | None = field(default=None, repr=False)
+    train_options: dict = field(default_factory=dict)
 
     @property
     def labels_digest(self) -> str:
@@ -62,6 +71,7 @@ class StudyPlanner:
 
     def __init__(self, config: ExperimentConfig, data: LabelAccess):
         self.config, self.data = config, data
+        self._teacher: Teacher | None = None  # the teacher scores of the study being planned
 
     def study_datasets(self, study: Study) -> list[str]:
         return list(study.datasets) if study.datasets else [d.name for d in self.config.datasets]
@@ -70,6 +80,13 @@ class StudyPlanner:
         """The models of one study, seed by seed, loss by loss."""
         qids = self.data.train_query_ids(study.train_queries)
         datasets = self.study_datasets(study)
+        teacher = None
+        if study.teacher is not None:
+            cfg = self.config.train_config(**study.train)
+            teacher = self.data.teacher(study.teacher, cfg.teacher_normalize, cfg.negatives_k or 30)
+            if teacher is None:
+                return []
+        self._teacher = teacher
         specs: list[ModelSpec] = []
         for seed in study.seeds:
             for loss in study.losses:
@@ -80,8 +97,12 @@ class StudyPlanner:
 
     def _spec(self, study: Study, row: str, loss: str, seed: int, datasets, labels: Labels, method: str,
               **extra) -> ModelSpec:
+        if study.teacher is not None:
+            row = f"{row}+teacher({study.teacher})"
+            extra = {**extra, "teacher_source": study.teacher, "teacher": self._teacher}
         return ModelSpec(study.name, study.kind, f"{row}/{loss}", loss, seed, datasets, train_queries=study.train_queries,
-                         labels=labels, method=method, label_stats=self.data.stats(labels), **extra)
+                         labels=labels, method=method, label_stats=self.data.stats(labels),
+                         train_options=dict(study.train), **extra)
 
     def _label_models(self, study: Study, qids, datasets, loss: str, seed: int) -> list[ModelSpec]:
         out = []
@@ -125,7 +146,8 @@ class StudyPlanner:
     def _finish(self, study: Study, spec: ModelSpec) -> ModelSpec:
         spec.epochs = study.epochs
         spec.key = model_key(self.config, spec.labels_digest, spec.loss, spec.label_stats.get("max_positives", 2),
-                             spec.seed, spec.epochs)
+                             spec.seed, spec.epochs, teacher_digest(spec.teacher) if spec.teacher is not None else None,
+                             spec.train_options)
         if study.tag:
             spec.row = f"{spec.row} [{study.tag}]"
         return spec

@@ -163,8 +163,8 @@ class ExperimentRunner:
         cfg = self.config.train_config(
             dataset=self.config.train_dataset, split=self.config.train_split, labels=[str(labels_path.resolve())],
             loss=spec.loss, out=str(folder), seed=spec.seed, device="cpu", save_every=0, show_progress=self.show_progress,
-            **({"epochs": spec.epochs} if spec.epochs is not None else {}))
-        model_path = Path(train(cfg, labels=spec.labels))
+            **spec.train_options, **({"epochs": spec.epochs} if spec.epochs is not None else {}))
+        model_path = Path(train(cfg, labels=spec.labels, teacher=spec.teacher))
         with atomic_write(marker) as fh:
             json.dump({"model": str(model_path), "row": spec.row, "seed": spec.seed, "seconds": time.time() - start,
                        "labels": str(labels_path), "label_stats": spec.label_stats}, fh)
@@ -296,8 +296,11 @@ class ExperimentRunner:
     def _spec_fields(spec: ModelSpec | None) -> dict:
         if spec is None:
             return {}
-        return {"loss": spec.loss, "source": spec.source, "noise_rate": spec.noise_rate,
-                "human_ratio": spec.human_ratio, "label_stats": spec.label_stats, "model_key": spec.key}
+        out = {"loss": spec.loss, "source": spec.source, "noise_rate": spec.noise_rate,
+               "human_ratio": spec.human_ratio, "label_stats": spec.label_stats, "model_key": spec.key}
+        if spec.teacher_source is not None:  # only teacher rows: other records stay as they were
+            out["teacher"] = spec.teacher_source
+        return out
 
     def reader(self):
         if self._reader is None:

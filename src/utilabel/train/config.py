@@ -14,6 +14,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..labels import parse_rule
 from ..labels.mixing import MIX_STRATEGIES
 from ..labels.sources import parse_labels_option
+from ..labels.teacher import NORMALIZATIONS, parse_teacher_spec
 from ..retrieve.encoder import POOLINGS, ModelConfig
 from ..seeding import DEFAULT_SEED
 
@@ -39,7 +40,15 @@ class TrainConfig:
     judgment_method: str | None = _f(None, "use only judgments of this annotation method")
     human_ratio: float | None = _f(None, "fraction of queries with human labels when mixing")
     mix_strategy: str = _f("replace", "how to mix human and LLM labels", choices=MIX_STRATEGIES)
-    loss: str = _f("disj", "loss name, one registered in utilabel.train.losses (infonce, joint, disj, lsep)")
+    loss: str = _f("disj", "loss name, one registered in utilabel.train.losses (infonce, joint, disj, lsep; "
+                           "distillation, needing teacher scores: kl, margin_mse, disj_kl)")
+    teacher: str | None = _f(None, "teacher scores of the distillation losses: a judgments JSONL file, "
+                                   "'first_stage' (BM25's own scores), 'run:PATH' (a TREC run), 'human' "
+                                   "(qrels grades; 'human:PATH' a qrels file); default: the groups' own scores")
+    teacher_normalize: str = _f("zscore", "per-query normalisation of the teacher scores", choices=NORMALIZATIONS)
+    teacher_temperature: float = _f(1.0, "distillation: the teacher scores are divided by this (> 0) before "
+                                         "the softmax (kl, disj_kl) or the margins (margin_mse)")
+    distill_weight: float = _f(1.0, "disj_kl: weight λ ≥ 0 of the KL term (0 = plain disj)")
     out: str = _f("runs/train", "output folder (model/, log.jsonl, summary.json, loss_curve.png, checkpoint.pt)")
     base_model: str = _f("default", "HF / sentence-transformers model folder or name; 'default' = all-MiniLM-L6-v2")
     pooling: str = _f("mean", "pooling", choices=POOLINGS)
@@ -118,10 +127,25 @@ class TrainConfig:
             raise ConfigError("human_ratio needs both 'human' and a judgments file in labels")
         if has_human and has_llm and self.human_ratio is None:
             raise ConfigError("labels name both 'human' and judgments: give human_ratio (and mix_strategy)")
-        from .losses import LOSSES
+        from .losses import LOSSES, teacher_loss_names
 
         if self.loss not in LOSSES:
             raise UnknownNameError("loss", self.loss, list(LOSSES))
+        if self.teacher_normalize not in NORMALIZATIONS:
+            raise ConfigError(f"teacher_normalize must be one of {', '.join(NORMALIZATIONS)}; got {self.teacher_normalize!r}")
+        if not (isinstance(self.teacher_temperature, int | float) and 0 < self.teacher_temperature < float("inf")):
+            raise ConfigError(f"teacher_temperature must be a finite number > 0; got {self.teacher_temperature!r}")
+        if not (isinstance(self.distill_weight, int | float) and 0 <= self.distill_weight < float("inf")):
+            raise ConfigError(f"distill_weight must be a finite number >= 0; got {self.distill_weight!r}")
+        if self.teacher is not None:
+            self.teacher = str(parse_teacher_spec(self.teacher))
+            if not LOSSES[self.loss].needs_teacher:
+                raise ConfigError(f"teacher scores are used only by the distillation losses "
+                                  f"({', '.join(teacher_loss_names())}); loss {self.loss!r} would ignore them")
+
+    def loss_options(self) -> dict:
+        """The options of the loss (:func:`utilabel.train.losses.get_loss` passes each loss those it takes)."""
+        return {"teacher_temperature": self.teacher_temperature, "kl_weight": self.distill_weight}
         self.model_config()  # validates pooling/temperature/lengths
 
     def model_config(self) -> ModelConfig:

@@ -11,6 +11,10 @@
   for single-positive losses — "Rand1"; else up to ``max_positives``), hard negatives from the
   candidate list minus every positive of the query, random corpus negatives to fill. Everything is
   derived from ``(seed, epoch, query_id)``, so resuming mid-epoch reproduces the same batches.
+  With teacher scores (:mod:`utilabel.labels.teacher`) each sampled passage also carries its teacher
+  score (None when it has none); sampling itself does not depend on them.
+* :func:`resolve_teacher` gives the run's teacher scores: given in memory (used as they are), else
+  ``config.teacher`` read and normalised, else the groups' own teacher scores, normalised.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..errors import ConfigError
 from ..labels import Labels, positives
 from ..labels.mixing import LabelPlan, plan_labels
 from ..labels.sources import SourceReader, parse_labels_option
+from ..labels.teacher import Teacher, normalize_teacher, read_teacher
 from ..records import Document, TrainingGroup
 from ..seeding import rng_for
 
@@ -33,11 +38,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SampledGroup:
-    """A group for one step: the query, its passages (positives first) and their label weights."""
+    """A group for one step: the query, its passages (positives first), their label weights and, when
+    the run has teacher scores, each passage's teacher score (None for a passage without one)."""
 
     query_id: str
     doc_ids: list[str]
     weights: list[float]
+    teacher: list[float | None] | None = None
 
     @property
     def has_positive(self) -> bool:
@@ -49,7 +56,8 @@ class GroupSampler:
 
     def __init__(self, plan: LabelPlan, candidates: Mapping[str, Sequence[str]], corpus_ids: Sequence[str],
                  group_size: int = 8, max_positives: int = 4, single_positive: bool = False,
-                 negative_sampling: str = "random", seed: int = 0, query_ids: Sequence[str] | None = None):
+                 negative_sampling: str = "random", seed: int = 0, query_ids: Sequence[str] | None = None,
+                 teacher: Mapping[str, Mapping[str, float]] | None = None):
         if group_size < 2:
             raise ConfigError(f"group_size must be >= 2; got {group_size}")
         if negative_sampling not in ("random", "top"):
@@ -58,6 +66,7 @@ class GroupSampler:
         self.max_positives = 1 if single_positive else max(1, min(max_positives, group_size - 1))
         self.single_positive, self.negative_sampling = single_positive, negative_sampling
         self.corpus_ids = list(corpus_ids)
+        self.teacher = teacher
         self.known_pos = plan.all_positive_ids()
         self.hard = {q: [d for d in dict.fromkeys(cands) if d not in self.known_pos.get(q, ())]
                      for q, cands in candidates.items()}
@@ -96,7 +105,12 @@ class GroupSampler:
             if d not in exclude:
                 negs.append(d)
                 exclude.add(d)
-        return SampledGroup(query_id, chosen + negs, [pos[d] for d in chosen] + [0.0] * len(negs))
+        doc_ids = chosen + negs
+        scores = None
+        if self.teacher is not None:
+            own = self.teacher.get(query_id, {})
+            scores = [own.get(d) for d in doc_ids]
+        return SampledGroup(query_id, doc_ids, [pos[d] for d in chosen] + [0.0] * len(negs), scores)
 
     def epoch_groups(self, epoch: int) -> list[SampledGroup]:
         return [self.group(q, epoch) for q in self.epoch_query_ids(epoch)]
@@ -122,6 +136,7 @@ class TrainingData:
     doc_text: Callable[[str], str]
     query_ids: list[str] | None = None
     source: list[str] = field(default_factory=list)
+    teacher: Teacher | None = None
 
 
 def data_from_groups(groups: Sequence[TrainingGroup], texts: Mapping[str, str] | None = None,
@@ -146,9 +161,11 @@ def data_from_groups(groups: Sequence[TrainingGroup], texts: Mapping[str, str] |
             raise ConfigError(f"{source}: query {g.query_id!r} has two groups")
         labels[g.query_id] = {**dict.fromkeys(g.negatives, 0.0), **g.positives}
     queries = {g.query_id: g.query for g in groups}
+    teacher = {g.query_id: dict(g.teacher) for g in groups if g.teacher}
     return TrainingData(LabelPlan([(0, labels)], [], "groups"), {g.query_id: list(g.negatives) for g in groups},
                         list(known), queries.__getitem__, text_of,
-                        source=[f"groups: {source}", "hard negatives: the groups' negatives, random fill"])
+                        source=[f"groups: {source}", "hard negatives: the groups' negatives, random fill"],
+                        teacher=teacher or None)
 
 
 def data_from_dataset(config, dataset, write: bool = True, labels: Labels | LabelPlan | None = None) -> TrainingData:
@@ -196,6 +213,56 @@ def build_plan(config, dataset) -> LabelPlan:
     margins = reader.margins(llm_src) if llm_src and config.mix_strategy == "uncertain" else None
     return plan_labels(human, llm, config.human_ratio, config.mix_strategy, config.seed, config.epochs,
                        config.curriculum_switch, margins)
+
+
+def first_stage_groups(config, dataset, write: bool = True):
+    """The BM25 candidate groups (with scores) of ``config.split``, cached in ``config.out`` in the same
+    file as the hard negatives (depth ``negatives_k``, 30 when that is 0)."""
+    from ..data.candidates import read_candidates, write_candidates
+    from ..retrieve.bm25 import bm25_candidates
+
+    k = config.negatives_k or 30
+    path = Path(config.out) / f"candidates.{config.split}.k{k}.jsonl"
+    if path.exists():
+        return read_candidates(path)
+    groups = bm25_candidates(dataset, config.split, k=k)
+    if write:
+        write_candidates(path, groups)
+    return groups
+
+
+def resolve_teacher(config, data: TrainingData, teacher: Mapping[str, Mapping[str, float]] | None = None,
+                    write: bool = True) -> Teacher | None:
+    """The run's teacher scores (see the module docstring); a distillation loss without any is a ConfigError."""
+    from .losses import LOSSES
+
+    if teacher is not None and not LOSSES[config.loss].needs_teacher:
+        raise ConfigError(f"teacher scores were given, but loss {config.loss!r} does not use them")
+    if teacher is not None:
+        out: Teacher | None = {q: dict(docs) for q, docs in teacher.items()}
+        where = "given in memory"
+    elif config.teacher:
+        from ..data.registry import load_dataset
+
+        spec = str(config.teacher)
+        needs_dataset = spec == "first_stage" or spec == "human"
+        dataset = load_dataset(config.dataset) if needs_dataset else None
+        out = read_teacher(spec, dataset, config.split, config.judgment_method,
+                           (lambda: first_stage_groups(config, dataset, write)) if spec == "first_stage" else None,
+                           config.teacher_normalize)
+        where = f"`{spec}`, {config.teacher_normalize}"
+    elif data.teacher:
+        out = normalize_teacher(data.teacher, config.teacher_normalize)
+        where = f"the groups' own, {config.teacher_normalize}"
+    else:
+        out = None
+    if LOSSES[config.loss].needs_teacher:
+        if not out:
+            raise ConfigError(f"loss {config.loss!r} needs teacher scores: set the training option teacher "
+                              "(a judgments file, first_stage, run:PATH or human) or train on groups that carry them")
+        data.source.append(f"teacher scores: {where} ({len(out)} queries, {sum(map(len, out.values()))} passages)")
+        return out
+    return None  # only distillation losses read teacher scores (groups may carry them for any loss)
 
 
 def training_data(config, groups: Sequence[TrainingGroup] | None = None, texts: Mapping[str, str] | None = None,

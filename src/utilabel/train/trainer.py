@@ -35,10 +35,11 @@ from ..errors import ConfigError, require
 from ..fileio import AppendLog, atomic_write, sweep_stale_temps
 from ..labels import Labels
 from ..labels.mixing import LabelPlan
+from ..labels.teacher import Teacher
 from ..records import TrainingGroup
 from .config import TrainConfig
-from .data import GroupSampler, SampledGroup, TrainingData, training_data, write_chosen
-from .losses import get_loss
+from .data import GroupSampler, SampledGroup, TrainingData, resolve_teacher, training_data, write_chosen
+from .losses import TeacherScores, get_loss
 from .model import BiEncoder
 
 torch = require("torch", "train")
@@ -96,6 +97,26 @@ def batch_matrices(global_groups: list[SampledGroup], local_slice: slice, known_
     return weights, exclude
 
 
+def teacher_matrices(global_groups: list[SampledGroup], local_slice: slice) -> TeacherScores:
+    """Teacher scores ``[q_local, D_global]`` aligned with :func:`batch_matrices`' columns, and their
+    bool mask: True on a query's own passages that have a teacher score; False on other queries'
+    (in-batch) passages and on passages without one (their score is 0 there)."""
+
+    cols = [(g_i, d) for g_i, g in enumerate(global_groups) for d in g.doc_ids]
+    q_idx = list(range(len(global_groups)))[local_slice]
+    scores = torch.zeros(len(q_idx), len(cols))
+    mask = torch.zeros(len(q_idx), len(cols), dtype=torch.bool)
+    starts = [0]
+    for g in global_groups:
+        starts.append(starts[-1] + len(g.doc_ids))
+    for r, gi in enumerate(q_idx):
+        for j, s in enumerate(global_groups[gi].teacher or []):
+            if s is not None:
+                scores[r, starts[gi] + j] = s
+                mask[r, starts[gi] + j] = True
+    return TeacherScores(scores, mask)
+
+
 class _TokenCache:
     """Token ids of the passages and queries of :class:`TrainingData`, tokenised once."""
 
@@ -151,7 +172,7 @@ class _Run:
 
 
 def train(config: TrainConfig, labels: Labels | LabelPlan | None = None, groups: list[TrainingGroup] | None = None,
-          texts: Mapping[str, str] | None = None) -> Path:
+          texts: Mapping[str, str] | None = None, teacher: Teacher | None = None) -> Path:
     """Train a bi-encoder as configured; returns the saved model folder (``config.out/model``).
 
     The data is ``labels`` (``{query_id: {doc_id: weight}}`` or a
@@ -159,12 +180,16 @@ def train(config: TrainConfig, labels: Labels | LabelPlan | None = None, groups:
     negatives, else ``groups`` (in-memory :class:`TrainingGroup` records, with ``texts`` = ``{doc_id:
     text}`` of their passages, else the corpus of ``config.dataset``), else ``config.groups`` (a
     groups file), else the labels of ``config.labels`` on ``config.dataset`` (see :mod:`.data`).
+    A distillation loss (``kl``, ``margin_mse``, ``disj_kl``) also needs teacher scores: ``teacher``
+    (``{query_id: {doc_id: score}}``, in memory, used as given), else ``config.teacher``, else the
+    groups' own (:func:`~utilabel.train.data.resolve_teacher`).
     """
     run = _setup(config)
     data = training_data(config, groups, texts, write=run.rank == 0, labels=labels)
+    data.teacher = resolve_teacher(config, data, teacher, write=run.rank == 0)
     sampler = GroupSampler(data.plan, data.candidates, data.corpus_ids, config.group_size, config.max_positives,
-                           get_loss(config.loss).single_positive, config.negative_sampling, config.seed,
-                           query_ids=data.query_ids)
+                           get_loss(config.loss, **config.loss_options()).single_positive, config.negative_sampling,
+                           config.seed, query_ids=data.query_ids, teacher=data.teacher)
     steps_per_epoch = _steps_per_epoch(config, sampler, run.world)
     total = min(sum(steps_per_epoch), config.max_steps or sum(steps_per_epoch))
     out = Path(config.out)
@@ -248,7 +273,7 @@ def _loop(run: _Run, data: TrainingData, sampler: GroupSampler, steps_per_epoch:
           out: Path) -> None:
     """Optimizer steps ``run.step + 1 … total``: a log record per step, a checkpoint every ``save_every``."""
     config, model = run.config, run.model
-    loss_fn = get_loss(config.loss)
+    loss_fn = get_loss(config.loss, **config.loss_options())
     tokens = _TokenCache(model, data)
     known_pos = data.plan.all_positive_ids()
     logf = AppendLog(out / "log.jsonl") if run.rank == 0 else None
@@ -324,6 +349,9 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
     passage embeddings of every rank are gathered with gradients, the loss is normalised by the
     global number of queries with a positive, and parameter gradients are summed over ranks, so the
     result equals one process on the whole batch. ``masked`` counts queries without a positive.
+    A distillation loss (``needs_teacher``) also gets the batch's :func:`teacher_matrices`, and the
+    normaliser and ``masked`` count the queries of its own :meth:`~.losses.base.GroupLoss.rows`
+    (e.g. ``kl``: those with two teacher-scored passages). GradCache supports both.
     """
 
     rank, world = _rank(), _world()
@@ -331,8 +359,17 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
     local = slice(rank * n, (rank + 1) * n) if world > 1 else slice(0, len(groups))
     device = next(model.parameters()).device
     weights, exclude = batch_matrices(groups, local, known_pos, in_batch)
+    teacher: TeacherScores | None = None
+    if loss_fn.needs_teacher:
+        teacher = teacher_matrices(groups, local)
+        every = slice(0, len(groups))
+        full_w = weights if world == 1 else batch_matrices(groups, every, known_pos, in_batch)[0]
+        full_t = teacher if world == 1 else teacher_matrices(groups, every)
+        n_valid = int(loss_fn.rows(full_w, full_t).sum())  # own passages are never excluded
+        teacher = TeacherScores(teacher.scores.to(device), teacher.mask.to(device))
+    else:
+        n_valid = sum(1 for g in groups if g.has_positive)
     weights, exclude = weights.to(device), exclude.to(device)
-    n_valid = sum(1 for g in groups if g.has_positive)
     q_tok = tokens([g.query_id for g in groups[local]], "query")
     p_tok = tokens([d for g in groups[local] for d in g.doc_ids], "passage")
 
@@ -345,6 +382,8 @@ def forward_backward(model: BiEncoder, loss_fn, groups: list[SampledGroup], toke
         if world > 1:
             p = gather_with_grad(p)
         scores = model.scores(q.float(), p.float()).masked_fill(exclude, -torch.inf)
+        if teacher is not None:
+            return loss_fn.per_query(scores, weights, teacher).sum() / max(n_valid, 1)
         return loss_fn.per_query(scores, weights).sum() / max(n_valid, 1)
 
     if grad_cache_chunk:

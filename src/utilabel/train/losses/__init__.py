@@ -3,11 +3,13 @@
 One module per loss (:mod:`.infonce`, :mod:`.joint`, :mod:`.disj`, :mod:`.lsep`), all sharing
 the input contract of :mod:`.base`: a score matrix ``[Q, D]`` and a label-weight matrix ``[Q, D]``.
 The distillation losses (:mod:`.kl`, :mod:`.margin_mse`, :mod:`.disj_kl`) also take teacher
-scores (:class:`.base.TeacherScores`) and have ``needs_teacher = True``; they are not yet wired
-into ``utilabel train`` (called without a teacher they raise a ConfigError saying so).
+scores (:class:`.base.TeacherScores`) and have ``needs_teacher = True``; the trainer builds those
+from ``TrainConfig.teacher`` (or the groups' teacher scores) and passes them.
 """
 
 from __future__ import annotations
+
+import inspect
 
 from ...errors import UnknownNameError
 from .base import GroupLoss, TeacherScores, valid_rows
@@ -37,10 +39,13 @@ def loss_names() -> list[str]:
 
 
 def get_loss(name: str, **options) -> GroupLoss:
-    """Instantiate the loss registered as ``name`` (unknown names list the valid ones)."""
+    """Instantiate the loss registered as ``name`` (unknown names list the valid ones) with those of
+    ``options`` its constructor takes (a config passes all its loss options; each loss picks its own)."""
     if name not in LOSSES:
         raise UnknownNameError("loss", name, list(LOSSES))
-    return LOSSES[name](**options)
+    cls = LOSSES[name]
+    takes = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    return cls(**{k: v for k, v in options.items() if k in takes})
 
 
 def teacher_loss_names() -> list[str]:

@@ -59,7 +59,8 @@ class TeacherScores(NamedTuple):
 def check_teacher(scores: torch.Tensor, teacher: TeacherScores | None, loss: str) -> TeacherScores:
     """``teacher``, checked against the score matrix (a ConfigError naming ``loss`` when it is missing)."""
     if teacher is None:
-        raise ConfigError(f"loss {loss!r} needs teacher scores (not yet wired into 'utilabel train')")
+        raise ConfigError(f"loss {loss!r} needs teacher scores; give the training option teacher "
+                          "(a judgments file, first_stage, run:PATH or human)")
     if teacher.scores.shape != scores.shape or teacher.mask.shape != scores.shape:
         raise ConfigError(f"teacher scores and mask must have the score matrix's shape {tuple(scores.shape)}; "
                           f"got {tuple(teacher.scores.shape)} and {tuple(teacher.mask.shape)}")
