@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..fileio import AppendLog, atomic_write
 from .config import ExperimentConfig
-from .results import BASE_ROW, BM25_ROW
+from .results import BASE_ROW, BM25_ROW, trained_models
 
 RAG_METRICS = (("EM", "EM"), ("F1", "F1"), ("ROUGE-L", "RL"), ("AnswerInPassages", "AiP"))
 
@@ -235,11 +235,8 @@ def _settings(config: ExperimentConfig) -> dict:
 def _run_summary(config, records, events, out: Path) -> list[str]:
     starts = [e["time"] for e in events if e.get("event") == "start"]
     last = max((r["time"] for r in records), default=None)
-    train_s, labels_info = 0.0, {}
-    for marker in (out / "models").glob("*/DONE.json"):
-        info = json.loads(marker.read_text())
-        train_s += float(info.get("seconds", 0.0))
-        labels_info[info["row"]] = info.get("label_stats", {})
+    models = trained_models(out)
+    train_s = sum(float(m.get("seconds") or 0.0) for m in models.values())
     eval_s = sum(float(r.get("seconds", 0.0)) for r in records)
     fmt = "%Y-%m-%d %H:%M UTC"
     lines = ["## What this run covers", ""]
@@ -247,7 +244,7 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
         lines.append(f"- Ran from {time.strftime(fmt, time.gmtime(min(starts)))} to "
                      f"{time.strftime(fmt, time.gmtime(last))} ({len(starts)} session(s)); "
                      f"{train_s / 60:.1f} min training, {eval_s / 60:.1f} min evaluation (wall clock, CPU).")
-    n_models = len(list((out / "models").glob("*/DONE.json")))
+    n_models = len(models)
     lines.append(f"- {n_models} trained models, {sum(1 for r in records if r.get('kind') == 'retrieval')} retrieval "
                  f"and {sum(1 for r in records if r.get('kind') == 'rag')} RAG evaluations. Cells marked – are "
                  "planned but were not reached in the time budget; · marks a cell no study of that row asks for.")
@@ -263,11 +260,11 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
             lines.append(f"  - {d.name}/{d.split}: {nq} queries{held} over all {nd:,} documents")
     for snap in sorted((out / "snapshots").glob("*.jsonl")):
         recs = AppendLog.read(snap)
-        models = sorted({str(r.get("model", "")) for r in recs if r.get("model")})
+        judges = sorted({str(r.get("model", "")) for r in recs if r.get("model")})
         methods = sorted({str(r.get("method", "")) for r in recs if r.get("method")})
         lines.append(f"- LLM judgments snapshot `{snap.name}`: {len({r['query_id'] for r in recs})} "
                      f"{config.train_dataset}/{config.train_split} queries, {len(recs)} judgments, "
-                     f"method {', '.join(methods) or '?'}, model {', '.join(models) or '?'}.")
+                     f"method {', '.join(methods) or '?'}, model {', '.join(judges) or '?'}.")
     lines.append("- Studies (in run order; a study's rows appear once it was reached): " + "; ".join(
         f"{s.name} ({s.kind}: {', '.join(s.losses)}; on {', '.join(s.datasets or [d.name for d in config.datasets])})"
         for s in config.studies) + ".")

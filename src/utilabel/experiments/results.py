@@ -3,7 +3,9 @@
 Both the executor (:mod:`.runner`) and the report (:mod:`.report`) import these, so neither imports the other.
 
 * ``results.jsonl`` — append-only, one record per (row, seed, dataset, kind), keyed by :func:`result_key`;
-  ``events.jsonl`` — session start/stop times (:data:`RESULT_FILES`, what an archive keeps);
+  ``events.jsonl`` — session start/stop times; ``models.jsonl`` — one record per trained model (key, row,
+  seed, training seconds, label statistics), so a report rebuilt from an archive knows what training cost
+  without the model folders (:data:`RESULT_FILES`, what an archive keeps);
 * :func:`restore_results` / :func:`archive_results` — seed a fresh output folder from committed results,
   copy them back at the end.
 """
@@ -15,14 +17,15 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from ..fileio import atomic_write
+from ..fileio import AppendLog, atomic_write
 
 BM25_ROW, BASE_ROW = "BM25", "base"
 #: appended to a dense row's name for its fusion with BM25 (``llm/disj +BM25``)
 FUSED_SUFFIX = " +BM25"
 MEASURES = ("nDCG@10", "R@100")
 #: the files that make a grid's results: what an archive keeps and a fresh machine resumes from
-RESULT_FILES = ("results.jsonl", "events.jsonl")
+RESULT_FILES = ("results.jsonl", "events.jsonl", "models.jsonl")
+MODELS_FILE = RESULT_FILES[2]
 
 
 def result_key(config, row: str, seed: int, dataset: str, kind: str) -> str:
@@ -53,9 +56,36 @@ def restore_results(out: str | Path, archive: str | Path) -> bool:
     return True
 
 
+def trained_models(out: str | Path) -> dict[str, dict]:
+    """The grid's trained models by key: ``models.jsonl``'s records, plus any ``models/<key>/DONE.json``
+    marker not recorded there (models trained before the file existed)."""
+    out = Path(out)
+    models = {r["model_key"]: r for r in AppendLog.read(out / MODELS_FILE)} if (out / MODELS_FILE).exists() else {}
+    for marker in sorted((out / "models").glob("*/DONE.json")):
+        if marker.parent.name not in models:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+            models[marker.parent.name] = {"model_key": marker.parent.name, "row": info.get("row"),
+                                          "seed": info.get("seed"), "seconds": info.get("seconds", 0.0),
+                                          "label_stats": info.get("label_stats", {})}
+    return models
+
+
+def record_trained_models(out: str | Path) -> None:
+    """Append to ``models.jsonl`` every trained model (a ``DONE.json`` marker) it does not list yet."""
+    out = Path(out)
+    known = {r["model_key"] for r in AppendLog.read(out / MODELS_FILE)} if (out / MODELS_FILE).exists() else set()
+    missing = [r for k, r in trained_models(out).items() if k not in known]
+    if missing:
+        with AppendLog(out / MODELS_FILE) as log:
+            for r in missing:
+                log.append(r)
+
+
 def archive_results(out: str | Path, archive: str | Path) -> None:
-    """Copy the grid's result files into ``archive`` (next to a committed report)."""
+    """Copy the grid's result files into ``archive`` (next to a committed report); trained models not yet
+    in ``models.jsonl`` are recorded there first."""
     out, archive = Path(out), Path(archive)
+    record_trained_models(out)
     for name in RESULT_FILES:
         if (out / name).exists():
             with atomic_write(archive / name, "wb") as fh:

@@ -39,7 +39,7 @@ from . import label_variants as variants
 from .config import ExperimentConfig
 from .grid_data import GridData, slug
 from .planner import ModelSpec, StudyPlanner
-from .results import BASE_ROW, BM25_ROW, FUSED_SUFFIX, MEASURES, result_key
+from .results import BASE_ROW, BM25_ROW, FUSED_SUFFIX, MEASURES, MODELS_FILE, result_key
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,13 @@ class ExperimentRunner:
             loss=spec.loss, out=str(folder), seed=spec.seed, device="cpu", save_every=0, show_progress=self.show_progress,
             **spec.train_options, **({"epochs": spec.epochs} if spec.epochs is not None else {}))
         model_path = Path(train(cfg, labels=spec.labels, teacher=spec.teacher))
+        seconds = time.time() - start
         with atomic_write(marker) as fh:
-            json.dump({"model": str(model_path), "row": spec.row, "seed": spec.seed, "seconds": time.time() - start,
+            json.dump({"model": str(model_path), "row": spec.row, "seed": spec.seed, "seconds": seconds,
                        "labels": str(labels_path), "label_stats": spec.label_stats}, fh)
+        with AppendLog(self.out / MODELS_FILE) as models:  # what the archive keeps of the model
+            models.append({"model_key": spec.key, "row": spec.row, "seed": spec.seed, "seconds": seconds,
+                           "label_stats": spec.label_stats, "time": time.time()})
         counts["trained"] += 1
         return model_path
 
