@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 
 import pytest
+from kill_resume import kill_until_done
 
 from utilabel.annotate import AnnotateConfig, annotate, read_judgments
 from utilabel.annotate.parsing import FAILURE_KINDS
@@ -192,20 +192,9 @@ def test_sigkill_real_llamacpp_annotator_then_resume_equals_uninterrupted(scifac
     full = subprocess.run(cmd(tmp_path / "full"), env=env, capture_output=True, timeout=600)
     assert full.returncode == 0, full.stderr.decode()[-2000:]
     rng = random.Random(7)
-    kills = 0
-    for _ in range(6):
-        p = subprocess.Popen(cmd(tmp_path / "part"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            p.wait(timeout=rng.uniform(3.0, 9.0))
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            kills += 1
-            continue
-        assert p.returncode == 0, p.stderr.read().decode()[-2000:]
-        break
-    else:
-        done = subprocess.run(cmd(tmp_path / "part"), env=env, capture_output=True, timeout=600)
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    kills = kill_until_done(
+        lambda: subprocess.Popen(cmd(tmp_path / "part"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+        rng, 6, (3.0, 9.0), finish=lambda: subprocess.run(cmd(tmp_path / "part"), env=env, capture_output=True,
+                                                           timeout=600))
     assert kills >= 1
     assert (tmp_path / "part" / "judgments.jsonl").read_bytes() == (tmp_path / "full" / "judgments.jsonl").read_bytes()

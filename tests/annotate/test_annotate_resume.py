@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from kill_resume import kill_until_done
 
 SCRIPT = Path(__file__).with_name("annotate_scripted.py")
 
@@ -19,6 +20,12 @@ def _start(out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent), *sys.path])}
     return subprocess.Popen([sys.executable, str(SCRIPT), str(out), *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _finish(out: Path) -> subprocess.CompletedProcess:
+    p = _start(out, "--delay", "0.0")
+    _, err = p.communicate(timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, None, err)
 
 
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
@@ -30,21 +37,8 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
 
     rng = random.Random(1234)
     part = tmp_path / "part"
-    kills = 0
-    for _ in range(12):
-        p = _start(part, "--delay", "0.1")
-        try:
-            p.wait(timeout=rng.uniform(0.6, 2.4))
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            kills += 1
-            continue
-        assert p.returncode == 0, p.stderr.read().decode()
-        break
-    else:
-        p = _start(part, "--delay", "0.0")
-        assert p.wait(timeout=120) == 0, p.stderr.read().decode()
+    kills = kill_until_done(lambda: _start(part, "--delay", "0.1"), rng, 12, (0.6, 2.4),
+                            finish=lambda: _finish(part))
     assert kills >= 1  # the test really interrupted the run
     assert (part / "judgments.jsonl").read_bytes() == expected
     # no duplicate calls were logged across the restarts

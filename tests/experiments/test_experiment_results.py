@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 
-from utilabel.experiments.results import archive_results, record_trained_models, restore_results, trained_models
+from utilabel.experiments.results import (
+    archive_results,
+    record_trained_models,
+    restore_results,
+    trained_models,
+)
 from utilabel.fileio import AppendLog
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 
 import pytest
+from kill_resume import kill_until_done
 
 pytestmark = pytest.mark.llm  # ~50 s (2.5 min on 2 busy cores): in the default suite, like the other llm tests
 
@@ -59,22 +59,11 @@ def test_sigkill_real_generation_then_resume_equals_uninterrupted_and_folder_val
     summary = json.loads((tmp_path / "full" / "summary.json").read_text())
     assert summary["passages"] == 6 and summary["generated"] > 0 and summary["calls_new"] >= 6
     rng = random.Random(11)
-    kills = 0
-    for _ in range(6):
-        p = subprocess.Popen(cmd(tmp_path / "part"), env=dict(os.environ), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-        try:
-            p.wait(timeout=rng.uniform(3.0, 8.0))
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            kills += 1
-            continue
-        assert p.returncode == 0, p.stderr.read().decode()[-2000:]
-        break
-    else:
-        done = subprocess.run(cmd(tmp_path / "part"), env=dict(os.environ), capture_output=True, timeout=600)
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    kills = kill_until_done(
+        lambda: subprocess.Popen(cmd(tmp_path / "part"), env=dict(os.environ), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE),
+        rng, 6, (3.0, 8.0),
+        finish=lambda: subprocess.run(cmd(tmp_path / "part"), env=dict(os.environ), capture_output=True, timeout=600))
     assert kills >= 1  # the run really was interrupted
     for name in FILES:
         assert (tmp_path / "part" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
