@@ -33,7 +33,7 @@ from typing import Any
 
 from ..data.judgments import read_judgments
 from ..errors import ConfigError
-from ..labels import Labels, LabelRule, judgment_labels, parse_rule, ranked_values, run_label_rule
+from ..labels import LabelRule, Labels, judgment_labels, parse_rule, ranked_values, run_label_rule
 from ..llm.base import LLMBackend
 from ..records import Candidate, CandidateGroup, Document, Judgment
 from .caller import Estimate

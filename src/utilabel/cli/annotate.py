@@ -268,8 +268,58 @@ def run_merge(args) -> int:
     return _report_run(merge_runs(args.runs, args.out, overwrite=args.overwrite), args.out)
 
 
+def _check_args(p: argparse.ArgumentParser) -> None:
+    from ..llm.registry import backend_names
+
+    p.add_argument("run", type=folder, help="pointwise annotation run folder (with config.json and judgments.jsonl)")
+    p.add_argument("--mined", required=True, help="mined candidates JSONL (utilabel mine output)")
+    p.add_argument("--dataset", required=True, help="dataset name or BEIR folder (passage texts)")
+    p.add_argument("--top", type=positive_int, default=5, help="not-yet-judged mined candidates judged per query (default 5)")
+    p.add_argument("--backend", default="llamacpp", type=llm_backend, help=f"LLM backend: {', '.join(backend_names())}")
+    p.add_argument("--model", default=None, help="model name or GGUF path (the run's model)")
+    p.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
+    p.add_argument("--max-concurrency", type=positive_int, default=None, help="LLM calls in flight at once")
+    p.add_argument("--dry-run", action="store_true", help="print calls, tokens and time estimates; run nothing")
+    p.add_argument("--prompt-tps", type=positive_float, default=DEFAULT_PROMPT_TPS, help="dry run: prompt tokens/s")
+    p.add_argument("--gen-tps", type=positive_float, default=DEFAULT_GEN_TPS, help="dry run: completion tokens/s")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_check(args) -> int:
+    """Judge the top mined negatives a pointwise run has not seen, with its settings, into RUN/checked/."""
+    from ..annotate import estimate_summary
+    from ..annotate.check import check_negatives, run_checked_labels, run_folder_settings
+    from ..data.candidates import read_candidates
+    from ..data.registry import load_dataset
+    from ..llm.registry import get_backend
+
+    run_folder_settings(args.run)  # a run the check cannot repeat fails before the dataset is loaded
+    dataset = load_dataset(args.dataset)
+    mined = read_candidates(args.mined, dataset.corpus)
+    if args.dry_run:
+        res = check_negatives(args.run, mined, dataset.corpus, top=args.top, dry_run=True)
+        report = estimate_summary(res.estimate, args.prompt_tps, args.gen_tps)
+        print(f"would judge {res.candidates} mined candidates of {len(res.groups)} queries: {report['calls']} calls, "
+              f"{report['prompt_tokens']:,} prompt tokens, {report['completion_tokens']:,} completion tokens, "
+              f"≈ {report['estimated_seconds'] / 60:.1f} min at {args.prompt_tps:g} prompt tok/s")
+        return 0
+    options = {k: v for k, v in (("model", args.model), ("base_url", args.base_url and (
+        args.base_url if len(args.base_url) > 1 else args.base_url[0]))) if v}
+    with get_backend(args.backend, **options) as backend:
+        res = check_negatives(args.run, mined, dataset.corpus, backend, top=args.top, progress=not args.no_progress,
+                              max_concurrency=args.max_concurrency)
+    _, dropped = run_checked_labels(args.run, "drop")
+    useful = sum(len(v) for v in dropped.values())
+    s = res.summary or {}
+    print(f"judged {res.candidates} mined candidates of {len(res.groups)} queries ({s.get('calls_new', 0)} new calls, "
+          f"{s.get('calls_cached', 0)} replayed); the judge found {useful} useful (≥ the query's weakest positive)")
+    print(f"judgments: {res.out_dir / 'judgments.jsonl'}")
+    return 0
+
+
 COMMANDS = {
     ("annotate",): (_annotate_args, run_annotate),
     ("annotate", "report"): (_report_args, run_report),
     ("annotate", "merge"): (_merge_args, run_merge),
+    ("annotate", "check"): (_check_args, run_check),
 }
