@@ -13,6 +13,7 @@ from annotate_scripted import respond
 from utilabel.annotate import AnnotateConfig, annotate
 from utilabel.annotate.check import (
     check_negatives,
+    checked_groups,
     checked_labels,
     run_checked_labels,
     unchecked_candidates,
@@ -148,3 +149,18 @@ def test_run_checked_labels_reads_the_folders(tmp_path):
     write_judgments(tmp_path / "judgments.jsonl", RUN)
     write_judgments(tmp_path / "checked" / "judgments.jsonl", CHECKED)
     assert run_checked_labels(tmp_path, "drop") == checked_labels(RUN, CHECKED, "top1", "drop")
+
+
+def test_checked_groups_of_both_modes(tmp_path):
+    corpus, run_groups, mined = setup()
+    annotate(run_groups, corpus, fake(), tmp_path, CFG, progress=False)
+    check_negatives(tmp_path, mined, corpus, fake(), top=3)
+    # run: d0 0.8 (top1 positive), d1 0.2; checked: m0 0.8 (≥ bar 0.8: useful), m1, m2 0.2
+    pos = checked_groups(tmp_path, mined, "positive")
+    assert [(g.query_id, g.positives, g.negatives) for g in pos] == [
+        ("q0", {"q0d0": 1.0, "q0m0": 1.0}, ["q0d1", "q0m1", "q0m2"]),
+        ("q1", {"q1d0": 1.0, "q1m0": 1.0}, ["q1d1", "q1m1", "q1m2"])]
+    drop = checked_groups(tmp_path, mined, "drop")
+    assert [(g.query_id, g.query, g.positives, g.negatives) for g in drop] == [
+        ("q0", "question q0?", {"q0d0": 1.0}, ["q0d1", "q0m1", "q0m2"]),
+        ("q1", "question q1?", {"q1d0": 1.0}, ["q1d1", "q1m1", "q1m2"])]

@@ -20,7 +20,8 @@ others, so they are refused (:class:`~utilabel.errors.ConfigError`). Caveat: the
 signal is standardised within the judged group, here the checked candidates with their mined
 (dense) scores, so its shift is relative to the other checked negatives, not to the run's BM25 list.
 
-:func:`checked_labels` turns a check into labels (see its docstring for the "useful" bar).
+:func:`checked_labels` turns a check into labels (see its docstring for the "useful" bar) and
+:func:`checked_groups` into training groups for ``utilabel train --groups``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.groups import read_groups
 from ..data.judgments import read_judgments
 from ..errors import ConfigError
 from ..labels import LabelRule, Labels, judgment_labels, parse_rule, ranked_values, run_label_rule
 from ..llm.base import LLMBackend
-from ..records import Candidate, CandidateGroup, Document, Judgment
+from ..records import Candidate, CandidateGroup, Document, Judgment, TrainingGroup
 from .caller import Estimate
 from .config import AnnotateConfig
 from .engine import annotate, estimate
@@ -179,3 +181,30 @@ def run_checked_labels(run_dir: str | Path, mode: str = "positive") -> tuple[Lab
     checked = run_dir / CHECK_DIR / "judgments.jsonl"
     return checked_labels(read_judgments(run_dir / "judgments.jsonl"),
                           read_judgments(checked) if checked.exists() else [], run_label_rule(run_dir), mode)
+
+
+def checked_groups(run_dir: str | Path, mined: Sequence[CandidateGroup], mode: str = "positive") -> list[TrainingGroup]:
+    """Training groups (``utilabel train --groups``) of :func:`run_checked_labels`: per query of the run
+    (in ``mined`` order, then the run's other queries), the positives and the hard negatives (the run's
+    in its ``groups.jsonl`` order, then the checked ones in mined rank order), excluded doc ids left out.
+    The run's teacher scores are kept for its passages. Queries without a positive are skipped."""
+    run_dir = Path(run_dir)
+    labels, _ = run_checked_labels(run_dir, mode)
+    path = run_dir / "groups.jsonl"
+    run_groups = {g.query_id: g for g in read_groups(path)} if path.exists() and path.stat().st_size else {}
+    mined_by = {g.query_id: g for g in mined}
+    texts = {g.query_id: g.query for g in mined} | {q: g.query for q, g in run_groups.items()}
+    out = []
+    for qid in dict.fromkeys([g.query_id for g in mined] + list(run_groups)):
+        per = labels.get(qid)
+        if not per:
+            continue
+        rg = run_groups.get(qid)
+        mined_order = [c.doc_id for c in sorted(mined_by[qid].candidates, key=lambda c: c.rank)] if qid in mined_by else []
+        order = [d for d in dict.fromkeys([*(rg.positives if rg else ()), *(rg.negatives if rg else ()), *mined_order,
+                                           *per]) if d in per]
+        pos = {d: per[d] for d in order if per[d] > 0}
+        if pos:
+            out.append(TrainingGroup(qid, texts[qid], pos, [d for d in order if d not in pos],
+                                     rg.teacher if rg else None))
+    return out
