@@ -46,6 +46,8 @@ def test_check_cli_dry_run_then_check_then_replay(run, capsys, monkeypatch):
     out = capsys.readouterr().out
     # all-equal values: top1 picks nothing in the run → no bar → nothing useful
     assert "judged 4 mined candidates of 2 queries (4 new calls, 0 replayed); the judge found 0 useful" in out
+    assert "groups (positive): " in out and "groups (drop): " in out
+    assert (run / "run" / "checked" / "groups-drop.jsonl").exists()
     assert main(["annotate", "check", *base, "--backend", "openai"]) == 0
     assert "(0 new calls, 4 replayed)" in capsys.readouterr().out
 

@@ -288,8 +288,11 @@ def _check_args(p: argparse.ArgumentParser) -> None:
 def run_check(args) -> int:
     """Judge the top mined negatives a pointwise run has not seen, with its settings, into RUN/checked/."""
     from ..annotate import estimate_summary
-    from ..annotate.check import check_negatives, run_checked_labels, run_folder_settings
+    from ..annotate.caller import Estimate
+    from ..annotate.check import MODES as CHECK_MODES
+    from ..annotate.check import check_negatives, checked_groups, run_checked_labels, run_folder_settings
     from ..data.candidates import read_candidates
+    from ..data.groups import write_groups
     from ..data.registry import load_dataset
     from ..llm.registry import get_backend
 
@@ -298,7 +301,7 @@ def run_check(args) -> int:
     mined = read_candidates(args.mined, dataset.corpus)
     if args.dry_run:
         res = check_negatives(args.run, mined, dataset.corpus, top=args.top, dry_run=True)
-        report = estimate_summary(res.estimate, args.prompt_tps, args.gen_tps)
+        report = estimate_summary(res.estimate or Estimate(), args.prompt_tps, args.gen_tps)
         print(f"would judge {res.candidates} mined candidates of {len(res.groups)} queries: {report['calls']} calls, "
               f"{report['prompt_tokens']:,} prompt tokens, {report['completion_tokens']:,} completion tokens, "
               f"≈ {report['estimated_seconds'] / 60:.1f} min at {args.prompt_tps:g} prompt tok/s")
@@ -314,6 +317,10 @@ def run_check(args) -> int:
     print(f"judged {res.candidates} mined candidates of {len(res.groups)} queries ({s.get('calls_new', 0)} new calls, "
           f"{s.get('calls_cached', 0)} replayed); the judge found {useful} useful (≥ the query's weakest positive)")
     print(f"judgments: {res.out_dir / 'judgments.jsonl'}")
+    for mode in CHECK_MODES:
+        path = res.out_dir / f"groups-{mode}.jsonl"
+        write_groups(path, checked_groups(args.run, mined, mode))
+        print(f"groups ({mode}): {path}")
     return 0
 
 
