@@ -114,3 +114,22 @@ def test_labels_option_and_bad_sources(tmp_path):
         LabelSource("judgments", ("j.jsonl",), field="score")
     with pytest.raises(ConfigError, match="bad label rule"):
         LabelSource("first_stage", rule="best")
+
+
+def test_with_qrels_keeps_the_source_passage_of_a_generated_query(tmp_path):
+    # q1's qrels positive "a" (relevance 2 ≥ level 2) joins the judge's labels at weight 1.0; "b"
+    # (relevance 1, below the level) does not; q2 has no judgment, so it stays out despite its qrels.
+    rows = [("q1", "a", "pointwise", 0.2, None), ("q1", "b", "pointwise", 0.6, None),
+            ("q1", "c", "pointwise", 0.9, None)]
+    path = run_folder(tmp_path, "run", rows)
+    reader = SourceReader(TinyDataset(), "train")
+    plain = LabelSource("judgments", (str(path),), "pointwise", "top1")
+    assert reader.labels(plain) == {"q1": {"a": 0.0, "b": 0.0, "c": 0.9}}
+    kept = LabelSource("judgments", (str(path),), "pointwise", "top1", with_qrels=True)
+    assert reader.labels(kept) == {"q1": {"a": 1.0, "b": 0.0, "c": 0.9}}
+    # the first-stage control the same way: BM25's top1 "y" plus the qrels positive "a"
+    bm25 = SourceReader(TinyDataset(), "train", candidates=lambda: {"q1": ["y", "a", "z"]})
+    assert bm25.labels(LabelSource("first_stage", rule="top1", with_qrels=True)) == {
+        "q1": {"y": 1.0, "a": 1.0, "z": 0.0}}
+    with pytest.raises(ConfigError, match="with_qrels"):
+        LabelSource("human", with_qrels=True)

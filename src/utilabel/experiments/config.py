@@ -71,7 +71,9 @@ class LabelSource:
     training: ``relevance`` for relevance selection, ``utility`` for every other method; ``utility`` or
     ``relevance`` — e.g. the relevance-selection step of a utilsel run — to choose); ``method``:
     keep only judgments of this annotation method (None = all); ``rule``: the label rule
-    (:mod:`utilabel.labels`; None = the rule recorded with the annotation run).
+    (:mod:`utilabel.labels`; None = the rule recorded with the annotation run); ``with_qrels``: also keep
+    the training split's qrels positives of every labelled query (on a generated dataset: the passage each
+    query was written from).
     """
 
     name: str
@@ -80,6 +82,7 @@ class LabelSource:
     label: str | None = None
     method: str | None = None
     rule: str | None = None
+    with_qrels: bool = False
 
     def __post_init__(self):
         if self.rule is not None:
@@ -91,6 +94,9 @@ class LabelSource:
             raise ConfigError(f"label source {self.name!r}: a judgments source needs 'path'")
         if self.label is not None and self.label not in LABEL_FIELDS:
             raise ConfigError(f"label source {self.name!r}: label must be one of {', '.join(LABEL_FIELDS)}")
+        if self.with_qrels and self.kind == "human":
+            raise ConfigError(f"label source {self.name!r}: with_qrels is for judgments or first_stage sources "
+                              "(human labels are the qrels)")
 
 
 @dataclass

@@ -156,7 +156,7 @@ class GridData:
         """The config's source ``name`` as a :class:`LabelSource`."""
         src = self.config.source(name)
         return LabelSource(src.kind, (src.path,) if src.path and src.kind == "judgments" else (), src.method,
-                           src.rule, src.label)
+                           src.rule, src.label, src.with_qrels)
 
     @property
     def reader(self) -> SourceReader:

@@ -14,6 +14,10 @@ A :class:`LabelSource` names one source of training labels for a dataset split:
 * ``first_stage`` — the free control where the first-stage (BM25) ranking is the judge: each query's
   candidates valued by rank (1, 0.9, … for ten), through ``rule`` (default ``top1``).
 
+A judgments or first-stage source with ``with_qrels`` also keeps the split's qrels positives of every
+query it labels (weight 1.0): on a generated dataset (:mod:`utilabel.generate`) the passage each query
+was written from stays a positive whatever the judge or BM25 says of it.
+
 :class:`SourceReader` resolves sources against one dataset split, reading each source once: labels
 (:meth:`SourceReader.labels`), the ranked values behind them (:meth:`SourceReader.ranked`) and how
 clearly the rule separates each query's positives (:meth:`SourceReader.margins`, the tie-breaker of
@@ -65,6 +69,7 @@ class LabelSource:
     method: str | None = None
     rule: str | None = None
     field: str | None = None
+    with_qrels: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -76,6 +81,8 @@ class LabelSource:
             raise ConfigError(f"labels name {len(self.paths)} human sources ({', '.join(self.paths)}); give one")
         if self.field is not None and self.field not in LABEL_FIELDS:
             raise ConfigError(f"label field must be one of {', '.join(LABEL_FIELDS)}, got {self.field!r}")
+        if self.with_qrels and self.kind == "human":
+            raise ConfigError("with_qrels adds the qrels to judgments or first-stage labels; human labels are the qrels")
         if self.rule is not None:
             object.__setattr__(self, "rule", parse_rule(self.rule).spec)
 
@@ -103,6 +110,19 @@ def human_labels(dataset: Any, split: str, qrels_file: str | Path | None = None)
     level = getattr(dataset, "relevance_level", 1)
     qrels = dataset.qrels(split) if qrels_file is None else read_trec_qrels(qrels_file)
     return {qid: {did: 1.0 if rel >= level else 0.0 for did, rel in docs.items()} for qid, docs in qrels.items()}
+
+
+def with_qrels_positives(labels: Labels, qrels: Labels) -> Labels:
+    """``labels`` with every qrels positive (weight > 0) of the queries they label made a positive of
+    weight 1.0; queries ``labels`` does not have stay out."""
+    out: Labels = {}
+    for qid, docs in labels.items():
+        merged = dict(docs)
+        for did, weight in qrels.get(qid, {}).items():
+            if weight > 0:
+                merged[did] = max(merged.get(did, 0.0), 1.0)
+        out[qid] = merged
+    return out
 
 
 def parse_labels_option(labels: Sequence[str], method: str | None = None,
@@ -181,18 +201,24 @@ class SourceReader:
     def labels(self, source: LabelSource, query_ids: Sequence[str] | None = None) -> Labels | None:
         """The labels of ``source`` (of ``query_ids`` only, when given); None when its judgments are missing."""
         if source.kind == "human":
-            if source not in self._human:
-                self._human[source] = human_labels(self.dataset, self.split, source.paths[0] if source.paths else None)
-            labels = self._human[source]
+            labels = self.human(source)
         else:
             ranked = self.ranked(source)
             if ranked is None:
                 return None
             labels = ranked_labels(ranked, source.label_rule(), "soft")
+            if source.with_qrels:
+                labels = with_qrels_positives(labels, self.human(LabelSource("human")))
         if query_ids is None:
             return labels
         keep = set(query_ids)
         return {q: v for q, v in labels.items() if q in keep}
+
+    def human(self, source: LabelSource) -> Labels:
+        """The labels of the ``human`` source ``source``, read once."""
+        if source not in self._human:
+            self._human[source] = human_labels(self.dataset, self.split, source.paths[0] if source.paths else None)
+        return self._human[source]
 
     def require_labels(self, source: LabelSource) -> Labels:
         """The labels of ``source``; judgments that are missing or give no labels are an error."""
