@@ -175,6 +175,48 @@ def _load_partial(path: Path, header: dict) -> dict[str, CandidateGroup]:
     return done
 
 
+class _Miner:
+    """The index, encoder and BM25 of one mining run: :meth:`groups` mines a batch of queries."""
+
+    def __init__(self, dataset, model, config: MineConfig, dc, model_key: str) -> None:
+        from .dense import DenseIndex, encode_corpus
+        from .encoder import Encoder
+
+        self.dataset, self.config, self.dc = dataset, config, dc
+        self.encoder = Encoder(model, quantize=dc.quantize, query_max_len=dc.query_max_length,
+                               passage_max_len=dc.max_length)
+        self.doc_ids, self.emb = encode_corpus(self.encoder, dataset.corpus, dc, model_key=model_key)
+        self.index = DenseIndex(self.doc_ids, self.emb, dc)
+        self.row = {d: i for i, d in enumerate(self.doc_ids)}
+        self.bm25 = None
+        if config.bm25_k:
+            from .bm25 import BM25Retriever
+
+            self.bm25 = BM25Retriever(dataset.corpus)
+        self.extra_hit = 1 if dataset.ignore_identical_ids else 0
+
+    def groups(self, batch: list[str], queries: Mapping, positives: Mapping[str, Iterable[str]],
+               stats: MineStats) -> list[CandidateGroup]:
+        """The filtered candidate groups of the queries ``batch`` (their counts added to ``stats``)."""
+        config, row, emb, doc_ids = self.config, self.row, self.emb, self.doc_ids
+        qemb = self.encoder.encode([queries[q].text for q in batch], "query", self.dc.batch_size)
+        scores, idx = self.index.search(qemb, config.search_depth + self.extra_hit)
+        bm25_run = self.bm25.search({q: queries[q] for q in batch}, config.bm25_k + self.extra_hit) if self.bm25 else {}
+        out = []
+        for i, q in enumerate(batch):
+            skip = {q} if self.dataset.ignore_identical_ids else set()
+            hits = [(doc_ids[int(j)], float(s)) for s, j in zip(scores[i], idx[i], strict=True)
+                    if j >= 0 and doc_ids[int(j)] not in skip][:config.search_depth]
+            bm25_hits = sorted(bm25_run.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+            bm25_docs = [d for d, _ in bm25_hits if d not in skip and d in row][:config.bm25_k]
+            bm25_extra = [(d, float(emb[row[d]] @ qemb[i])) for d in bm25_docs]
+            pos = {d: float(emb[row[d]] @ qemb[i]) for d in positives.get(q, ()) if d in row}
+            g, st = filter_candidates(q, queries[q].text, hits, bm25_extra, pos, config)
+            out.append(g)
+            stats.add(st)
+        return out
+
+
 def mine_negatives(dataset, split: str, model: str | Path | None = "default", config: MineConfig | None = None,
                    dense_config=None, positives: Mapping[str, Iterable[str]] | None = None,
                    limit: int | None = None, out: str | Path | None = None,
@@ -188,12 +230,10 @@ def mine_negatives(dataset, split: str, model: str | Path | None = "default", co
     """
     from ..data.candidates import write_candidates
     from ..fileio import AppendLog
-    from .dense import DenseConfig, DenseIndex, encode_corpus, model_fingerprint
+    from .dense import DenseConfig, model_fingerprint
     from .dense import _progress as progress
-    from .encoder import Encoder
 
     config = config or MineConfig()
-    dc = dense_config or DenseConfig()
     queries = dataset.split_queries(split)
     if limit is not None:
         queries = dict(list(queries.items())[:limit])
@@ -203,25 +243,14 @@ def mine_negatives(dataset, split: str, model: str | Path | None = "default", co
     model_key = model_fingerprint(model)
     stats = MineStats()
     done: dict[str, CandidateGroup] = {}
-    partial = None
-    if out is not None:
-        partial = Path(str(out) + ".partial")
-        header = _options_record(config, model_key, str(getattr(dataset, "name", "")), split)
+    partial = Path(str(out) + ".partial") if out is not None else None
+    header = _options_record(config, model_key, str(getattr(dataset, "name", "")), split)
+    if partial is not None:
         done = _load_partial(partial, header)
         stats.resumed = sum(1 for q in queries if q in done)
     todo = [q for q in queries if q not in done]
-
     if todo:
-        encoder = Encoder(model, quantize=dc.quantize, query_max_len=dc.query_max_length, passage_max_len=dc.max_length)
-        doc_ids, emb = encode_corpus(encoder, dataset.corpus, dc, model_key=model_key)
-        index = DenseIndex(doc_ids, emb, dc)
-        row = {d: i for i, d in enumerate(doc_ids)}
-        bm25 = None
-        if config.bm25_k:
-            from .bm25 import BM25Retriever
-
-            bm25 = BM25Retriever(dataset.corpus)
-        extra_hit = 1 if dataset.ignore_identical_ids else 0
+        miner = _Miner(dataset, model, config, dense_config or DenseConfig(), model_key)
         log = AppendLog(partial) if partial is not None else None
         try:
             if log is not None and not log.path.stat().st_size:
@@ -229,22 +258,8 @@ def mine_negatives(dataset, split: str, model: str | Path | None = "default", co
             bar = progress(len(todo), show_progress, "mine")
             for start in range(0, len(todo), config.query_batch):
                 batch = todo[start:start + config.query_batch]
-                qemb = encoder.encode([queries[q].text for q in batch], "query", dc.batch_size)
-                scores, idx = index.search(qemb, config.search_depth + extra_hit)
-                bm25_run = bm25.search({q: queries[q] for q in batch}, config.bm25_k + extra_hit) if bm25 else {}
-                groups = []
-                for i, q in enumerate(batch):
-                    skip = {q} if dataset.ignore_identical_ids else set()
-                    hits = [(doc_ids[int(j)], float(s)) for s, j in zip(scores[i], idx[i], strict=True)
-                            if j >= 0 and doc_ids[int(j)] not in skip][:config.search_depth]
-                    bm25_hits = sorted(bm25_run.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))
-                    bm25_docs = [d for d, _ in bm25_hits if d not in skip and d in row][:config.bm25_k]
-                    bm25_extra = [(d, float(emb[row[d]] @ qemb[i])) for d in bm25_docs]
-                    pos = {d: float(emb[row[d]] @ qemb[i]) for d in positives.get(q, ()) if d in row}
-                    g, st = filter_candidates(q, queries[q].text, hits, bm25_extra, pos, config)
-                    groups.append(g)
-                    stats.add(st)
-                    done[q] = g
+                groups = miner.groups(batch, queries, positives, stats)
+                done.update((g.query_id, g) for g in groups)
                 if log is not None:
                     log.append({"groups": [_group_json(g) for g in groups]})
                 bar.update(len(batch))
