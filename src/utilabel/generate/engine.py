@@ -229,14 +229,7 @@ def generate(
     """
     config = config or GenerateConfig()
     out_dir = Path(out_dir)
-    if out_dir.resolve() == Path(dataset.path).resolve():
-        raise ConfigError("--out must be a new folder, not the source dataset's")
-    if config.judge and not backend.supports_logprob:
-        raise ConfigError(f"the judge filter scores with log-probabilities; backend {backend.name!r} has none "
-                          "(use llamacpp, transformers, vllm or a server with logprobs)")
-    max_concurrency = max_concurrency or backend.concurrency
-    if max_concurrency < 1:
-        raise ConfigError(f"max_concurrency must be ≥ 1, got {max_concurrency}")
+    max_concurrency = _check_options(dataset, backend, out_dir, config, max_concurrency)
     corpus = dataset.corpus
     prompter = _Prompter(config, examples)
     sources = sample_passages(corpus, config.passages, config.seed, config.stratify, min_words=config.min_passage_words,
@@ -251,17 +244,7 @@ def generate(
     with CallStore(out_dir / "calls.jsonl") as store:
         caller = Caller(backend, store, config.annotate_config(), stats, max_concurrency, breaker)
         replies, errors = _ask_all(caller, prompter, corpus, sources, max_concurrency, progress)
-    generated: list[_Generated] = []
-    seen: set[str] = set()
-    failed = []
-    for d in sources:
-        texts = replies.get(d)
-        if texts is None:
-            failed.append(d)
-            continue
-        reasons = text_filter(texts, corpus[d].full_text(), seen, config.min_words, config.max_words,
-                              config.near_duplicate)
-        generated += [_Generated(query_id(d, j), d, t, r) for j, (t, r) in enumerate(zip(texts, reasons, strict=True))]
+    generated, failed = _filtered(sources, replies, corpus, config)
     if config.round_trip_k:
         _round_trip(generated, corpus, config.round_trip_k)
     judge_summary = None
@@ -275,6 +258,38 @@ def generate(
         raise LLMError(f"stopped after {breaker} consecutive server failures (last: {caller.last_error}); "
                        f"outputs written to {out_dir}; re-run to continue")
     return GenerationRun(summary, out_dir)
+
+
+def _check_options(dataset: Dataset, backend: LLMBackend, out_dir: Path, config: GenerateConfig,
+                   max_concurrency: int | None) -> int:
+    """The calls in flight to use; a one-line error for an output folder, backend or concurrency that cannot work."""
+    if out_dir.resolve() == Path(dataset.path).resolve():
+        raise ConfigError("--out must be a new folder, not the source dataset's")
+    if config.judge and not backend.supports_logprob:
+        raise ConfigError(f"the judge filter scores with log-probabilities; backend {backend.name!r} has none "
+                          "(use llamacpp, transformers, vllm or a server with logprobs)")
+    max_concurrency = max_concurrency or backend.concurrency
+    if max_concurrency < 1:
+        raise ConfigError(f"max_concurrency must be ≥ 1, got {max_concurrency}")
+    return max_concurrency
+
+
+def _filtered(sources: Sequence[str], replies: dict[str, list[str] | None], corpus: dict[str, Document],
+              config: GenerateConfig) -> tuple[list[_Generated], list[str]]:
+    """Every parsed query with the text filters' verdict, in source order, and the passages whose
+    replies never parsed."""
+    generated: list[_Generated] = []
+    seen: set[str] = set()
+    failed = []
+    for d in sources:
+        texts = replies.get(d)
+        if texts is None:
+            failed.append(d)
+            continue
+        reasons = text_filter(texts, corpus[d].full_text(), seen, config.min_words, config.max_words,
+                              config.near_duplicate)
+        generated += [_Generated(query_id(d, j), d, t, r) for j, (t, r) in enumerate(zip(texts, reasons, strict=True))]
+    return generated, failed
 
 
 def _ask_all(caller: Caller, prompter: _Prompter, corpus: dict[str, Document], sources: Sequence[str],
