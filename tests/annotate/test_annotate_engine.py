@@ -178,6 +178,31 @@ def test_crash_mid_run_then_resume_equals_uninterrupted(tmp_path):
         (tmp_path / "full" / "calls.jsonl").read_text().splitlines())
 
 
+def test_a_log_of_another_backend_is_refused_and_an_unnamed_one_replayed(tmp_path):
+    # call keys name the model, not the engine: llama.cpp and transformers give one model other
+    # log-probabilities, so a resume with another backend must not mix their numbers
+    corpus, groups = corpus_and_groups()
+    cfg = AnnotateConfig(method="utilsel")
+    s1 = annotate(groups, corpus, fake(respond), tmp_path, cfg, progress=False).summary
+    log = tmp_path / "calls.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["engine"] for r in records} == {"fake"}
+
+    def rewrite(engine):
+        with open(log, "w") as fh:
+            for r in records:
+                r.pop("engine", None)
+                fh.write(json.dumps({**r, **({"engine": engine} if engine else {})}) + "\n")
+
+    rewrite("llamacpp")
+    with pytest.raises(ConfigError, match=r"calls made with the llamacpp backend; this run uses fake"):
+        annotate(groups, corpus, fake(respond), tmp_path, cfg, progress=False, overwrite=True)
+    rewrite(None)  # a log written before records named their backend: replayed as before
+    again = fake(respond)
+    run = annotate(groups, corpus, again, tmp_path, cfg, progress=False, overwrite=True)
+    assert again.requests == [] and run.summary["calls_cached"] == s1["calls_new"] + s1["calls_cached"]
+
+
 def test_call_log_records_prompt_step_model_usage(tmp_path):
     corpus, groups = three_docs()
     annotate(groups, corpus, fake(lambda r: "My selection:[[1]]"), tmp_path, AnnotateConfig(method="relsel"),

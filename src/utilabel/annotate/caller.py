@@ -151,6 +151,8 @@ class Caller:
         self.config = config
         self.stats = stats
         self.model = backend.model_id
+        self.engine = backend.name
+        store.check_engine(self.engine)
         self.task_values = config.task_spec.values()
         self.breaker = breaker
         self.failures_in_a_row = 0
@@ -193,6 +195,7 @@ class Caller:
             "vote": ctx.vote,
             "attempt": attempt,
             "model": self.model,
+            "engine": self.engine,
             "options": {k: v for k, v in payload.items() if k != "messages"},
             "time": time.time(),
             **result,

@@ -12,7 +12,10 @@ before its record is written is simply made again. Opening reads the log once an
 index (key → offset and length of the line); ``get`` reads a record back from the file, so memory
 does not grow with the size of the records. A record whose output failed to parse is replayed
 within the run that made it, but a later run asks the server again (a garbage reply must not
-decide the labels forever). A corrupt line in the middle of the log (a disk or hand-editing
+decide the labels forever). Each record names the backend that made it (``engine``): a run with
+another backend is refused on a log that holds another's calls (llama.cpp and transformers give the
+same model other log-probabilities, and the key names the model, not the engine); logs written before
+records named it are not checked. A corrupt line in the middle of the log (a disk or hand-editing
 accident) is skipped with a warning naming file and line, and its call is made again. A lock file
 keeps two annotators off the same store.
 """
@@ -62,6 +65,8 @@ class CallStore:
         self._log = AppendLog(self.path)  # repairs a torn last line first
         self._index: dict[str, tuple[int, int]] = {}
         self.corrupt_lines: list[int] = []
+        self.engines: set[str] = set()
+        """The backends (``engine`` field) the logged calls were made with; empty for older logs."""
         self._load()
         self._rfd = os.open(self.path, os.O_RDONLY)
         self._lock = threading.Lock()
@@ -81,6 +86,8 @@ class CallStore:
                         log.warning("%s:%d: corrupt call record skipped; its call will be made again",
                                     self.path, lineno)
                 else:
+                    if isinstance(rec.get("engine"), str) and rec["engine"]:
+                        self.engines.add(rec["engine"])
                     if not failed:
                         self._index.setdefault(key, (offset, len(line)))
                 offset += len(line)
@@ -93,6 +100,13 @@ class CallStore:
         if where is None:
             return None
         return json.loads(os.pread(self._rfd, where[1], where[0]))
+
+    def check_engine(self, engine: str) -> None:
+        """Refuse to mix backends: a one-line error when the log holds calls of another backend."""
+        others = self.engines - {engine}
+        if engine and others:
+            raise ConfigError(f"{self.path} holds calls made with the {', '.join(sorted(others))} backend; this run "
+                              f"uses {engine}, whose outputs differ: use another --out (or the same backend)")
 
     def put(self, record: dict[str, Any]) -> None:
         """Append ``record`` (once per key) and return when it is on disk."""
