@@ -98,3 +98,37 @@ def test_real_scifact_groups(mirror):
         assert len(g.doc_ids) == 8 and len(set(g.doc_ids)) == 8
         assert {d for d, w in zip(g.doc_ids, g.weights) if w > 0} <= pos
         assert not (set(d for d, w in zip(g.doc_ids, g.weights) if w == 0) & pos)
+
+
+def test_negatives_from_a_mined_candidates_file(tmp_path):
+    """``negatives_file``: the hard negatives are each query's first ``negatives_k`` candidates of the
+    file (a ``utilabel mine`` output) in its order, positives removed — not BM25's; a missing file or a
+    candidate outside the corpus is a one-line error naming the file."""
+    data_dir = tmp_path / "ds"
+    (data_dir / "qrels").mkdir(parents=True)
+    (data_dir / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": f"passage {d}"}) + "\n"
+                                                   for d in "abcdefgh"))
+    (data_dir / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n')
+    (data_dir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t1\n")
+    mined = tmp_path / "mined.jsonl"
+
+    def write(ids):
+        mined.write_text(json.dumps({"query_id": "q1", "query": "one", "candidates": [
+            {"doc_id": d, "rank": r, "score": 1.0 - r / 10} for r, d in enumerate(ids, 1)]}) + "\n")
+
+    write("gaefb")
+    cfg = TrainConfig(dataset=str(data_dir), labels=["human"], negatives_k=3, negatives_file=str(mined),
+                      out=str(tmp_path / "o"))
+    data = training_data(cfg)
+    assert data.candidates == {"q1": ["g", "a", "e"]}
+    assert any("the first 3 of" in line for line in data.source)
+    sampler = GroupSampler(data.plan, data.candidates, data.corpus_ids, group_size=3, seed=0,
+                           negative_sampling="top")
+    assert sampler.hard == {"q1": ["g", "e"]}  # the positive "a" is never a negative
+    assert list(sampler.group("q1", 0).doc_ids) == ["a", "g", "e"]
+    assert training_data(replace(cfg, negatives_k=0)).candidates == {"q1": list("gaefb")}
+    write("gz")
+    with pytest.raises(DataFormatError, match="mined.jsonl"):
+        training_data(cfg)
+    with pytest.raises(ConfigError, match="negatives_file .*nope.jsonl: no such file"):
+        training_data(replace(cfg, negatives_file=str(tmp_path / "nope.jsonl")))

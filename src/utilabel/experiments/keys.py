@@ -36,6 +36,8 @@ TRAIN_BASELINE = {
     "eval_split": None, "curriculum_switch": 0.5,
     # added with distillation (issue 21): rows without a teacher keep their keys
     "teacher": None, "teacher_normalize": "zscore", "teacher_temperature": 1.0, "distill_weight": 1.0,
+    # added with mined negatives (issue 21): rows with BM25's negatives keep their keys
+    "negatives_file": None,
 }
 
 

@@ -63,6 +63,8 @@ class TrainConfig:
     group_size: int = _f(8, "passages per query: positives + hard/random negatives")
     max_positives: int = _f(4, "most positives per group (multi-positive losses)")
     negatives_k: int = _f(30, "BM25 depth of the hard-negative candidate list")
+    negatives_file: str | None = _f(None, "hard-negative candidates JSONL (utilabel mine or utilabel retrieve "
+                                          "output) instead of BM25's: each query's first negatives_k, positives removed")
     negative_sampling: str = _f("random", "sample hard negatives at random from the top-k, or take the top", choices=("random", "top"))
     in_batch_negatives: bool = _f(True, "softmax also over other queries' passages")
     lr: float = _f(2e-5, "peak learning rate (AdamW)")

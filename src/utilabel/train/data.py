@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,8 +175,10 @@ def data_from_dataset(config, dataset, write: bool = True, labels: Labels | Labe
     from ..retrieve.bm25 import cached_candidates
 
     plan = build_plan(config, dataset) if labels is None else as_plan(labels)
-    cands = {}
-    if config.negatives_k:
+    cands: Mapping[str, Sequence[str]] = {}
+    if config.negatives_file:
+        cands = file_negatives(config.negatives_file, config.negatives_k, dataset.corpus)
+    elif config.negatives_k:
         path = Path(config.out) / f"candidates.{config.split}.k{config.negatives_k}.jsonl"
         cands = cached_candidates(dataset, config.split, config.negatives_k, path, write)
     if labels is not None:
@@ -184,11 +186,24 @@ def data_from_dataset(config, dataset, write: bool = True, labels: Labels | Labe
     else:
         described = ", ".join(config.labels) + (f" (mix `{config.mix_strategy}`, human ratio {config.human_ratio})"
                                                 if config.human_ratio is not None else "")
-    negatives = (f"hard negatives: BM25 top-{config.negatives_k} minus every positive ({config.negative_sampling} "
-                 "sampling), random fill" if config.negatives_k else "negatives: random corpus passages")
+    first = "the first " + (f"{config.negatives_k} " if config.negatives_k else "") + f"of `{config.negatives_file}`"
+    negatives = (f"hard negatives: {first if config.negatives_file else f'BM25 top-{config.negatives_k}'} minus "
+                 f"every positive ({config.negative_sampling} sampling), random fill"
+                 if config.negatives_file or config.negatives_k else "negatives: random corpus passages")
     return TrainingData(plan, cands, list(dataset.corpus), lambda q: dataset.queries[q].text,
                         lambda d: dataset.corpus[d].full_text(), list(dataset.split_queries(config.split)),
                         [f"dataset: `{dataset.name}`, split `{config.split}`", f"labels: {described}", negatives])
+
+
+def file_negatives(path: str | Path, k: int, corpus: Container[str]) -> dict[str, list[str]]:
+    """Each query's hard-negative candidates from a candidates JSONL file (``utilabel mine`` or
+    ``utilabel retrieve`` output), in the file's order, the first ``k`` (0 = all); a missing file or a
+    candidate outside ``corpus`` is a one-line error naming the file."""
+    from ..data.candidates import read_candidates
+
+    if not Path(path).is_file():
+        raise ConfigError(f"negatives_file {path}: no such file")
+    return {g.query_id: [c.doc_id for c in g.candidates][:k or None] for g in read_candidates(path, corpus)}
 
 
 def as_plan(labels: Labels | LabelPlan) -> LabelPlan:
