@@ -11,6 +11,8 @@ from utilabel.errors import UnknownNameError
 EXPECTED = [
     ("scifact", 5183, {"train": (809, 919), "test": (300, 339)}, 1),
     ("arguana", 8674, {"test": (1406, 1406)}, 1),
+    # the same corpus and test split, plus BEIR's 25,844 docT5query queries as a train split
+    ("arguana-generated", 8674, {"test": (1406, 1406), "train": (25844, 25844)}, 1),
     ("squad", 2067, {}, 1),
     # 500 questions × 2 supporting paragraphs; 4,931 context entries hold 4,858 distinct paragraphs
     ("hotpotqa", 4858, {"test": (500, 1000)}, 1),
@@ -55,6 +57,22 @@ def test_arguana_conventions(mirror):
     assert sum(1 for q in ds.queries if q in ds.corpus) == 1298
     # the official release has 5 qrels whose document is missing from the corpus; they are recorded
     assert len(ds.extra["dangling_qrel_docs"]) == 5
+
+
+def test_arguana_generated_train_split(mirror):
+    """Each generated query's one positive is the document it was written from (first line of the
+    shipped file: a query for the argument ``test-environment-aeghhgwpe-pro02b``)."""
+    import gzip
+    import json
+
+    ds = load_dataset("arguana-generated")
+    with gzip.open(mirror / "arguana" / "generated-queries" / "train.jsonl.gz", "rt") as fh:
+        first = json.loads(fh.readline())
+    qid = f"t5-{first['_id']}-0"
+    assert ds.queries[qid].text == first["query"].strip()
+    assert ds.qrels("train")[qid] == {first["_id"]: 1}
+    assert ds.ignore_identical_ids and ds.task == "counter-argument"
+    assert not set(ds.qrels("train")) & set(ds.qrels("test"))
 
 
 def test_cranfield_query_numbering(mirror):
