@@ -16,6 +16,17 @@ from utilabel.train.config import TrainConfig
 from utilabel.train.data import GroupSampler, build_plan, training_data
 
 
+def tiny_dataset(folder, queries: dict[str, str], positive: dict[str, str]):
+    """A BEIR folder: passages a…h, ``queries`` (id → text), one train qrel per query (id → doc)."""
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": f"passage {d}"}) + "\n"
+                                                 for d in "abcdefgh"))
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                                + "".join(f"{q}\t{d}\t1\n" for q, d in positive.items()))
+    return folder
+
+
 def pointwise_run(folder, rule: str | None = "threshold:0.5"):
     """A pointwise annotation run as the engine writes it: ``utility = P(yes) / (P(yes) + P(no))``,
     above 0 for every passage, and the run's label rule in ``config.json``."""
@@ -31,12 +42,7 @@ def pointwise_run(folder, rule: str | None = "threshold:0.5"):
 def test_pointwise_judgments_train_only_the_rules_positives(tmp_path):
     """Defect 1: every pointwise value is > 0, yet only the run's rule (threshold 0.5: a and b) makes
     positives, with their value as weight; the rest are labelled negatives. An explicit rule wins."""
-    data_dir = tmp_path / "ds"
-    (data_dir / "qrels").mkdir(parents=True)
-    (data_dir / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": f"passage {d}"}) + "\n"
-                                                   for d in "abcdefgh"))
-    (data_dir / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n{"_id": "q2", "text": "two"}\n')
-    (data_dir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t1\nq2\te\t1\n")
+    data_dir = tiny_dataset(tmp_path / "ds", {"q1": "one", "q2": "two"}, {"q1": "a", "q2": "e"})
     path = pointwise_run(tmp_path / "run")
     cfg = TrainConfig(dataset=str(data_dir), labels=[str(path)], negatives_k=0, out=str(tmp_path / "o"))
     data = training_data(cfg)
@@ -104,12 +110,7 @@ def test_negatives_from_a_mined_candidates_file(tmp_path):
     """``negatives_file``: the hard negatives are each query's first ``negatives_k`` candidates of the
     file (a ``utilabel mine`` output) in its order, positives removed — not BM25's; a missing file or a
     candidate outside the corpus is a one-line error naming the file."""
-    data_dir = tmp_path / "ds"
-    (data_dir / "qrels").mkdir(parents=True)
-    (data_dir / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": "", "text": f"passage {d}"}) + "\n"
-                                                   for d in "abcdefgh"))
-    (data_dir / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n')
-    (data_dir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t1\n")
+    data_dir = tiny_dataset(tmp_path / "ds", {"q1": "one"}, {"q1": "a"})
     mined = tmp_path / "mined.jsonl"
 
     def write(ids):

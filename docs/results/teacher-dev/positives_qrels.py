@@ -6,6 +6,7 @@
 
 from pathlib import Path
 
+from utilabel.data.trec import format_trec_qrels
 from utilabel.experiments.config import ExperimentConfig
 from utilabel.experiments.grid_data import GridData
 from utilabel.labels import positives
@@ -16,5 +17,5 @@ query_ids = grid.train_query_ids("annotated")
 Path("runs/mined").mkdir(parents=True, exist_ok=True)
 for name in ("llm-top3", "bm25-top3"):
     labels = grid.labels(name, query_ids) or {}
-    with open(f"runs/mined/{name}.qrels", "w") as fh:
-        fh.writelines(f"{q} 0 {d} 1\n" for q in query_ids for d in positives(labels.get(q, {})))
+    qrels = {q: {d: 1 for d in positives(labels.get(q, {}))} for q in query_ids}
+    Path(f"runs/mined/{name}.qrels").write_text(format_trec_qrels(qrels))

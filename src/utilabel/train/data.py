@@ -186,10 +186,12 @@ def data_from_dataset(config, dataset, write: bool = True, labels: Labels | Labe
     else:
         described = ", ".join(config.labels) + (f" (mix `{config.mix_strategy}`, human ratio {config.human_ratio})"
                                                 if config.human_ratio is not None else "")
-    first = "the first " + (f"{config.negatives_k} " if config.negatives_k else "") + f"of `{config.negatives_file}`"
-    negatives = (f"hard negatives: {first if config.negatives_file else f'BM25 top-{config.negatives_k}'} minus "
-                 f"every positive ({config.negative_sampling} sampling), random fill"
-                 if config.negatives_file or config.negatives_k else "negatives: random corpus passages")
+    if config.negatives_file:
+        pool = (f"the first {config.negatives_k}" if config.negatives_k else "all") + f" of `{config.negatives_file}`"
+    else:
+        pool = f"BM25 top-{config.negatives_k}" if config.negatives_k else ""
+    negatives = (f"hard negatives: {pool} minus every positive ({config.negative_sampling} sampling), random fill"
+                 if pool else "negatives: random corpus passages")
     return TrainingData(plan, cands, list(dataset.corpus), lambda q: dataset.queries[q].text,
                         lambda d: dataset.corpus[d].full_text(), list(dataset.split_queries(config.split)),
                         [f"dataset: `{dataset.name}`, split `{config.split}`", f"labels: {described}", negatives])

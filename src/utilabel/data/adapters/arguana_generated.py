@@ -10,13 +10,12 @@ own queries. Query ids are ``t5-<doc_id>-<j>`` (``j``: the query's position amon
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from pathlib import Path
 
 from ...errors import DataFormatError
-from ..beir import read_corpus
+from ..beir import iter_jsonl, read_corpus
 from ..download import fetch, fetch_beir
 from ..spec import DatasetSpec, register
 from .arguana import prepare as prepare_arguana
@@ -28,19 +27,16 @@ GENERATED_URL = "https://huggingface.co/datasets/BeIR/arguana-generated-queries/
 def prepare(source: Path, out: Path) -> dict:
     meta = prepare_arguana(source, out)
     path = source / GENERATED
-    if not path.is_file():
-        raise DataFormatError(path, None, "file not found (BEIR's generated queries for ArguAna)")
     corpus_ids = set(read_corpus(out / "corpus.jsonl"))
     per_doc: dict[str, int] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as src, open(out / "queries.jsonl", "a", encoding="utf-8") as q, \
+    with open(out / "queries.jsonl", "a", encoding="utf-8") as q, \
             open(out / "qrels" / "train.tsv", "w", encoding="utf-8") as qrels:
         qrels.write("query-id\tcorpus-id\tscore\n")
-        for lineno, line in enumerate(src, 1):
+        for lineno, obj in iter_jsonl(path):  # gzip, a missing file and bad JSON: errors name file and line
             try:
-                obj = json.loads(line)
                 doc, text = str(obj["_id"]), str(obj["query"]).strip()
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DataFormatError(path, lineno, f"not a generated-query record ({exc})") from None
+            except KeyError as exc:
+                raise DataFormatError(path, lineno, f"not a generated-query record (no {exc})") from None
             if doc not in corpus_ids:
                 raise DataFormatError(path, lineno, f"document {doc!r} is not in the corpus")
             j = per_doc.get(doc, 0)
