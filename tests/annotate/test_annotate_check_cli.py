@@ -3,6 +3,7 @@ candidates): dry run, a check, a replayed re-check, and a refused listwise run."
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -41,9 +42,18 @@ def test_check_cli_dry_run_then_check_then_replay(run, capsys, monkeypatch):
 
     import utilabel.llm.registry as registry
 
-    monkeypatch.setattr(registry, "get_backend", lambda name, **kw: get_backend("fake", responses=respond, logprobs=lp))
+    asked: list[dict] = []
+
+    def backend(name, **kw):
+        asked.append(kw)
+        return get_backend("fake", responses=respond, logprobs=lp)
+
+    monkeypatch.setattr(registry, "get_backend", backend)
     assert main(["annotate", "check", *base, "--backend", "openai"]) == 0
     out = capsys.readouterr().out
+    # no --model: the backend is asked for the run's own model, so the settings match
+    run_model = json.loads((run / "run" / "config.json").read_text())["model"]
+    assert asked == [{"model": run_model}]
     # all-equal values: top1 picks nothing in the run → no bar → nothing useful
     assert "judged 4 mined candidates of 2 queries (4 new calls, 0 replayed); the judge found 0 useful" in out
     assert "groups (positive): " in out and "groups (drop): " in out

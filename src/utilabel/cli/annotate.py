@@ -276,7 +276,7 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder (passage texts)")
     p.add_argument("--top", type=positive_int, default=5, help="not-yet-judged mined candidates judged per query (default 5)")
     p.add_argument("--backend", default="llamacpp", type=llm_backend, help=f"LLM backend: {', '.join(backend_names())}")
-    p.add_argument("--model", default=None, help="model name or GGUF path (the run's model)")
+    p.add_argument("--model", default=None, help="model name or GGUF path (default: the run's model)")
     p.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
     p.add_argument("--max-concurrency", type=positive_int, default=None, help="LLM calls in flight at once")
     p.add_argument("--dry-run", action="store_true", help="print calls, tokens and time estimates; run nothing")
@@ -296,7 +296,7 @@ def run_check(args) -> int:
     from ..data.registry import load_dataset
     from ..llm.registry import get_backend
 
-    run_folder_settings(args.run)  # a run the check cannot repeat fails before the dataset is loaded
+    settings, _ = run_folder_settings(args.run)  # a run the check cannot repeat fails before the dataset is loaded
     dataset = load_dataset(args.dataset)
     mined = read_candidates(args.mined, dataset.corpus)
     if args.dry_run:
@@ -306,7 +306,8 @@ def run_check(args) -> int:
               f"{report['prompt_tokens']:,} prompt tokens, {report['completion_tokens']:,} completion tokens, "
               f"≈ {report['estimated_seconds'] / 60:.1f} min at {args.prompt_tps:g} prompt tok/s")
         return 0
-    options = {k: v for k, v in (("model", args.model), ("base_url", args.base_url and (
+    model = args.model or settings.get("model")  # the run's model unless told otherwise
+    options = {k: v for k, v in (("model", model), ("base_url", args.base_url and (
         args.base_url if len(args.base_url) > 1 else args.base_url[0]))) if v}
     with get_backend(args.backend, **options) as backend:
         res = check_negatives(args.run, mined, dataset.corpus, backend, top=args.top, progress=not args.no_progress,
