@@ -58,7 +58,17 @@ from ..fileio import atomic_write
 from ..labels import RELEVANCE_METHODS, groups_from_judgments, judgment_labels
 from ..llm.base import LLMBackend
 from ..records import CandidateGroup, Document, Judgment
-from .caller import Caller, DryCaller, Estimate, QueryItem, Stats, VoteResult, approx_tokens
+from .caller import (
+    DEFAULT_GEN_TPS,
+    DEFAULT_PROMPT_TPS,
+    Caller,
+    DryCaller,
+    Estimate,
+    QueryItem,
+    Stats,
+    VoteResult,
+    approx_tokens,
+)
 from .config import AnnotateConfig
 from .methods import Method, get_method
 from .prompts import escape_passage
@@ -475,7 +485,8 @@ def estimate(
     return est
 
 
-def estimate_summary(est: Estimate, prompt_tps: float, gen_tps: float, per_call_s: float = 0.0,
+def estimate_summary(est: Estimate, prompt_tps: float = DEFAULT_PROMPT_TPS, gen_tps: float = DEFAULT_GEN_TPS,
+                     per_call_s: float = 0.0,
                      usd_per_m_prompt: float = 0.0, usd_per_m_completion: float = 0.0) -> dict[str, Any]:
     """The dry-run report as a dict (calls, tokens, seconds, cost)."""
     seconds = est.seconds(prompt_tps, gen_tps, per_call_s)

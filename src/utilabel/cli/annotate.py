@@ -5,17 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..annotate.caller import DEFAULT_GEN_TPS, DEFAULT_PROMPT_TPS
 from ..annotate.fusion import SIGNALS
 from ..annotate.tasks import task_names
 from ..errors import ConfigError
 from ..labels import CALIBRATION_OBJECTIVES, DEFAULT_RULE, RULE_HELP, parse_rule, parse_rule_template
 from .argtypes import folder, llm_backend, nonneg_float, nonneg_int, out_file, positive_float, positive_int
-
-# Qwen2.5-Coder-1.5B Q4_K_M on embedded llama.cpp, 1 thread, on the shared 2-core CPU this project
-# is developed on (load average ~9): ~15 prompt tok/s, ~4 generated tok/s (BENCHMARKS.md,
-# bench_llm_backends). Pass --prompt-tps / --gen-tps for other hardware or servers.
-DEFAULT_PROMPT_TPS = 15.0
-DEFAULT_GEN_TPS = 4.0
 
 
 def _annotate_args(p: argparse.ArgumentParser) -> None:
