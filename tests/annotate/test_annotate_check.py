@@ -16,6 +16,7 @@ from utilabel.annotate.check import (
     checked_groups,
     checked_labels,
     run_checked_labels,
+    run_engines,
     unchecked_candidates,
     useful_bar,
 )
@@ -97,6 +98,25 @@ def test_check_refuses_listwise_runs_and_other_models(tmp_path):
         check_negatives(tmp_path / "p", mined, corpus, other)
     with pytest.raises(ConfigError, match="top must be"):
         unchecked_candidates([], mined, 0)
+
+
+def test_check_refuses_another_engine_than_the_runs(tmp_path):
+    corpus, run_groups, mined = setup()
+    annotate(run_groups, corpus, fake(), tmp_path, CFG, progress=False)
+    assert run_engines(tmp_path) == {"fake"}
+    log = tmp_path / "calls.jsonl"
+    records = log_lines(log)
+    # the same run as if made with transformers: the fake backend's log-probabilities are not its own
+    log.write_text("".join(json.dumps({**r, "engine": "transformers"}) + "\n" for r in records))
+    assert run_engines(tmp_path) == {"transformers"}
+    with pytest.raises(ConfigError, match="annotated with the transformers backend; check it with that backend, not fake"):
+        check_negatives(tmp_path, mined, corpus, fake())
+    assert not (tmp_path / "checked" / "calls.jsonl").exists()
+    # a log older than the engine field (or a torn line) records none: nothing to enforce
+    log.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "engine"}) + "\n" for r in records)
+                   + '{"key": "torn')
+    assert run_engines(tmp_path) == set()
+    assert check_negatives(tmp_path, mined, corpus, fake()).candidates == 6  # m0, m1, m2 of q0 and q1
 
 
 def J(q, d, u):

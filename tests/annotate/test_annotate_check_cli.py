@@ -45,7 +45,7 @@ def test_check_cli_dry_run_then_check_then_replay(run, capsys, monkeypatch):
     asked: list[dict] = []
 
     def backend(name, **kw):
-        asked.append(kw)
+        asked.append({"backend": name, **kw})
         return get_backend("fake", responses=respond, logprobs=lp)
 
     monkeypatch.setattr(registry, "get_backend", backend)
@@ -53,13 +53,15 @@ def test_check_cli_dry_run_then_check_then_replay(run, capsys, monkeypatch):
     out = capsys.readouterr().out
     # no --model: the backend is asked for the run's own model, so the settings match
     run_model = json.loads((run / "run" / "config.json").read_text())["model"]
-    assert asked == [{"model": run_model}]
+    assert asked == [{"backend": "openai", "model": run_model}]
     # all-equal values: top1 picks nothing in the run → no bar → nothing useful
     assert "judged 4 mined candidates of 2 queries (4 new calls, 0 replayed); the judge found 0 useful" in out
     assert "groups (positive): " in out and "groups (drop): " in out
     assert (run / "run" / "checked" / "groups-drop.jsonl").exists()
-    assert main(["annotate", "check", *base, "--backend", "openai"]) == 0
+    # no --backend: the one the run's call log records (here the scripted run's "fake")
+    assert main(["annotate", "check", *base]) == 0
     assert "(0 new calls, 4 replayed)" in capsys.readouterr().out
+    assert asked[-1] == {"backend": "fake", "model": run_model}
 
 
 def test_check_cli_refuses_a_listwise_run(mirror, tmp_path, capsys):

@@ -4,7 +4,9 @@
 (:func:`~utilabel.retrieve.mine.mine_negatives`, ``utilabel mine``). For each query of the run it
 keeps the first ``top`` mined candidates (rank order) whose ``(query, doc)`` pair is not in the
 run's ``judgments.jsonl`` and judges them with the run's settings (its ``config.json``: method,
-prompts, options; the backend must serve the run's model) into the sibling folder
+prompts, options; the backend must serve the run's model with the run's engine — log-probabilities of
+llama.cpp and transformers differ, so a check with another engine is refused where the run's call log
+records its engine, :func:`run_engines`) into the sibling folder
 ``run_dir/checked/``. That folder is an ordinary run folder (:func:`~.engine.annotate`): its own
 ``config.json`` (equal to the run's), its own append-only ``calls.jsonl`` (so it is resumable: a
 re-run replays every logged call and makes none; the run's own files are never touched, so the run
@@ -70,6 +72,23 @@ class CheckResult:
         return read_judgments(path) if path.exists() else []
 
 
+def run_engines(run_dir: str | Path) -> set[str]:
+    """The backends (``engine`` field) the calls of the run in ``run_dir`` were made with; empty when its
+    call log is missing or older than the field."""
+    path = Path(run_dir) / "calls.jsonl"
+    engines: set[str] = set()
+    if path.exists():
+        with open(path, "rb") as fh:
+            for line in fh:
+                try:
+                    engine = json.loads(line).get("engine")
+                except (ValueError, AttributeError):
+                    continue  # a torn or corrupt line: the store repairs or skips it, the engine is elsewhere
+                if isinstance(engine, str) and engine:
+                    engines.add(engine)
+    return engines
+
+
 def run_folder_settings(run_dir: str | Path) -> tuple[dict[str, Any], AnnotateConfig]:
     """The run's ``config.json`` and its :class:`AnnotateConfig`; a method the check cannot repeat
     on extra candidates alone is refused."""
@@ -123,6 +142,10 @@ def check_negatives(run_dir: str | Path, mined: Sequence[CandidateGroup], corpus
         return CheckResult(out_dir, groups, estimate=estimate(groups, corpus, config, answers))
     if backend is None:
         raise ConfigError("checking negatives needs a backend (or dry_run=True)")
+    engines = run_engines(run_dir)
+    if engines and backend.name not in engines:
+        raise ConfigError(f"{run_dir} was annotated with the {', '.join(sorted(engines))} backend; check it with "
+                          f"that backend, not {backend.name} (their log-probabilities differ)")
     now = run_settings(config, get_method(config.method, config), backend.model_id, None)
     diff = settings_diff(settings, json.loads(json.dumps(now)), ignore=("shard",))
     if diff:

@@ -270,7 +270,9 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mined", required=True, help="mined candidates JSONL (utilabel mine output)")
     p.add_argument("--dataset", required=True, help="dataset name or BEIR folder (passage texts)")
     p.add_argument("--top", type=positive_int, default=5, help="not-yet-judged mined candidates judged per query (default 5)")
-    p.add_argument("--backend", default="llamacpp", type=llm_backend, help=f"LLM backend: {', '.join(backend_names())}")
+    p.add_argument("--backend", default=None, type=llm_backend,
+                   help=f"LLM backend: {', '.join(backend_names())} (default: the one the run's call log records, "
+                        "else llamacpp)")
     p.add_argument("--model", default=None, help="model name or GGUF path (default: the run's model)")
     p.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
     p.add_argument("--max-concurrency", type=positive_int, default=None, help="LLM calls in flight at once")
@@ -285,7 +287,13 @@ def run_check(args) -> int:
     from ..annotate import estimate_summary
     from ..annotate.caller import Estimate
     from ..annotate.check import MODES as CHECK_MODES
-    from ..annotate.check import check_negatives, checked_groups, run_checked_labels, run_folder_settings
+    from ..annotate.check import (
+        check_negatives,
+        checked_groups,
+        run_checked_labels,
+        run_engines,
+        run_folder_settings,
+    )
     from ..data.candidates import read_candidates
     from ..data.groups import write_groups
     from ..data.registry import load_dataset
@@ -304,7 +312,9 @@ def run_check(args) -> int:
     model = args.model or settings.get("model")  # the run's model unless told otherwise
     options = {k: v for k, v in (("model", model), ("base_url", args.base_url and (
         args.base_url if len(args.base_url) > 1 else args.base_url[0]))) if v}
-    with get_backend(args.backend, **options) as backend:
+    engines = run_engines(args.run)
+    name = args.backend or (next(iter(engines)) if len(engines) == 1 else "llamacpp")
+    with get_backend(name, **options) as backend:
         res = check_negatives(args.run, mined, dataset.corpus, backend, top=args.top, progress=not args.no_progress,
                               max_concurrency=args.max_concurrency)
     _, dropped = run_checked_labels(args.run, "drop")
