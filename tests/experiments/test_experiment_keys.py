@@ -39,6 +39,25 @@ def test_every_training_field_that_differs_from_the_baseline_is_keyed(monkeypatc
     assert keyed_train_settings(plain).keys().isdisjoint(RUNNER_OPTIONS)
 
 
+def test_a_negatives_file_is_keyed_by_its_content(tmp_path):
+    """Rewriting the negatives file under the same path (re-mined, re-checked) makes a new model."""
+    import pytest
+
+    from utilabel.errors import ConfigError
+
+    path = tmp_path / "neg.jsonl"
+    path.write_text('{"query_id": "q", "query": "?", "candidates": [{"doc_id": "a", "rank": 1, "score": 1.0}]}\n')
+    cfg = ExperimentConfig.from_dict({**BASE, "train": {"negatives_file": str(path)}})
+    key = model_key(cfg, "abc", "disj", 2, 0)
+    assert model_key(cfg, "abc", "disj", 2, 0) == key
+    assert key != model_key(ExperimentConfig.from_dict(BASE), "abc", "disj", 2, 0)
+    path.write_text(path.read_text().replace('"a"', '"b"'))
+    assert model_key(cfg, "abc", "disj", 2, 0) != key
+    path.unlink()
+    with pytest.raises(ConfigError, match=f"negatives_file {path}: no such file"):
+        model_key(cfg, "abc", "disj", 2, 0)
+
+
 def test_committed_evidence_models_keep_their_keys(mirror, tmp_path):
     """Re-plan docs/results/evidence-v2 (labels rebuilt from the committed judgments and SciFact): every
     model's key equals the ``model_key`` its results recorded."""

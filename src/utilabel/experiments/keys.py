@@ -11,6 +11,9 @@ other field whose value differs from :data:`TRAIN_BASELINE` — the TrainConfig 
 rule was introduced. A new TrainConfig field or a changed default therefore changes the keys of the
 models it affects and of no other (a test checks that the baseline names every field).
 
+A model trained on a ``negatives_file`` also hashes that file's content, so a file rewritten under the
+same path (a re-mined or re-checked list) trains a new model instead of reusing the old one.
+
 A model trained with teacher scores (a study's ``teacher``) also hashes their content
 (:func:`utilabel.labels.teacher.teacher_digest`) and the study's own ``train`` options; models without
 either hash exactly as before.
@@ -21,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import fields
+from pathlib import Path
 
+from ..errors import ConfigError
 from ..train.config import TrainConfig
 from .config import RUNNER_OPTIONS, TRAIN_KEYED
 
@@ -58,6 +63,14 @@ def objective(loss: str, max_positives: int) -> str:
     return "infonce" if max_positives <= 1 and LOSSES[loss].infonce_with_one_positive else loss
 
 
+def file_digest(path: str | Path) -> str:
+    """The content hash of a file the training reads (a missing file is a one-line error naming it)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except FileNotFoundError:
+        raise ConfigError(f"negatives_file {path}: no such file") from None
+
+
 def model_key(config, labels_digest: str, loss: str, max_positives: int, seed: int, epochs: int | None = None,
               teacher_digest: str | None = None, train_options: dict | None = None) -> str:
     """The key of a model of the grid ``config`` trained on labels with content hash ``labels_digest``
@@ -68,4 +81,6 @@ def model_key(config, labels_digest: str, loss: str, max_positives: int, seed: i
                "labels": labels_digest, "loss": objective(loss, max_positives), "seed": seed}
     if teacher_digest is not None:
         payload["teacher"] = teacher_digest
+    if train.get("negatives_file"):
+        payload["negatives"] = file_digest(train["negatives_file"])
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
