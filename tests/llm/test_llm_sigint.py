@@ -64,7 +64,11 @@ def test_sigint_ends_the_run_and_frees_the_port(tiny, tmp_path, moment):
     cmd = [sys.executable, "-m", "utilabel.cli.main", "annotate", "--dataset", str(tiny), "--split", "test",
            "--method", "relsel", "--backend", "llamacpp", "--model", "smollm2-135m", "--limit", "3", "--k", "3",
            "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a child of a background job started without job control inherits SIGINT ignored (POSIX), and
+    # Python then installs no KeyboardInterrupt handler: give the run the default disposition a user's
+    # terminal gives it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     port = None
     while proc.poll() is None:
         ports = _listening_ports(proc.pid)
