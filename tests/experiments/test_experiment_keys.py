@@ -7,6 +7,9 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
+
+from utilabel.errors import ConfigError
 from utilabel.experiments.config import RUNNER_OPTIONS, ExperimentConfig
 from utilabel.experiments.keys import TRAIN_BASELINE, keyed_train_settings, model_key
 from utilabel.train.config import TrainConfig
@@ -41,10 +44,6 @@ def test_every_training_field_that_differs_from_the_baseline_is_keyed(monkeypatc
 
 def test_a_negatives_file_is_keyed_by_its_content(tmp_path):
     """Rewriting the negatives file under the same path (re-mined, re-checked) makes a new model."""
-    import pytest
-
-    from utilabel.errors import ConfigError
-
     path = tmp_path / "neg.jsonl"
     path.write_text('{"query_id": "q", "query": "?", "candidates": [{"doc_id": "a", "rank": 1, "score": 1.0}]}\n')
     cfg = ExperimentConfig.from_dict({**BASE, "train": {"negatives_file": str(path)}})

@@ -45,6 +45,7 @@ from .config import AnnotateConfig
 from .engine import annotate, estimate
 from .methods import get_method
 from .runfolder import run_settings, settings_diff
+from .store import logged_engines
 
 CHECK_DIR = "checked"
 """The sibling folder, inside the run folder, that holds the checked candidates' run."""
@@ -75,18 +76,15 @@ class CheckResult:
 def run_engines(run_dir: str | Path) -> set[str]:
     """The backends (``engine`` field) the calls of the run in ``run_dir`` were made with; empty when its
     call log is missing or older than the field."""
-    path = Path(run_dir) / "calls.jsonl"
-    engines: set[str] = set()
-    if path.exists():
-        with open(path, "rb") as fh:
-            for line in fh:
-                try:
-                    engine = json.loads(line).get("engine")
-                except (ValueError, AttributeError):
-                    continue  # a torn or corrupt line: the store repairs or skips it, the engine is elsewhere
-                if isinstance(engine, str) and engine:
-                    engines.add(engine)
-    return engines
+    return logged_engines(Path(run_dir) / "calls.jsonl")
+
+
+def check_backend(run_dir: str | Path, backend: str | None = None, model: str | None = None) -> tuple[str, str | None]:
+    """The backend name and model a check of the run in ``run_dir`` uses: those given, else the engine
+    its call log records (llama.cpp when it records none or several) and the model its ``config.json`` names."""
+    engines = run_engines(run_dir)
+    name = backend or (next(iter(engines)) if len(engines) == 1 else "llamacpp")
+    return name, model or run_folder_settings(run_dir)[0].get("model")
 
 
 def run_folder_settings(run_dir: str | Path) -> tuple[dict[str, Any], AnnotateConfig]:

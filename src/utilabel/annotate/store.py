@@ -46,6 +46,28 @@ def call_key(prompt_ref: str, prompt_hash: str, model: str, payload: dict[str, A
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def record_engine(rec: Any) -> str | None:
+    """The backend a call record names (``engine``), None for records written before the field."""
+    engine = rec.get("engine") if isinstance(rec, dict) else None
+    return engine if isinstance(engine, str) and engine else None
+
+
+def logged_engines(path: str | Path) -> set[str]:
+    """The backends a call log's records name, read without opening the store (no lock, no repair):
+    empty for a missing log or one older than the field; torn or corrupt lines are skipped."""
+    engines: set[str] = set()
+    if Path(path).exists():
+        with open(path, "rb") as fh:
+            for line in fh:
+                try:
+                    engine = record_engine(json.loads(line))
+                except ValueError:
+                    continue
+                if engine:
+                    engines.add(engine)
+    return engines
+
+
 class CallStore:
     """Append-only JSONL call log with an in-memory index by key (offsets, not records)."""
 
@@ -86,8 +108,9 @@ class CallStore:
                         log.warning("%s:%d: corrupt call record skipped; its call will be made again",
                                     self.path, lineno)
                 else:
-                    if isinstance(rec.get("engine"), str) and rec["engine"]:
-                        self.engines.add(rec["engine"])
+                    engine = record_engine(rec)
+                    if engine:
+                        self.engines.add(engine)
                     if not failed:
                         self._index.setdefault(key, (offset, len(line)))
                 offset += len(line)

@@ -288,10 +288,10 @@ def run_check(args) -> int:
     from ..annotate.caller import Estimate
     from ..annotate.check import MODES as CHECK_MODES
     from ..annotate.check import (
+        check_backend,
         check_negatives,
         checked_groups,
         run_checked_labels,
-        run_engines,
         run_folder_settings,
     )
     from ..data.candidates import read_candidates
@@ -299,7 +299,7 @@ def run_check(args) -> int:
     from ..data.registry import load_dataset
     from ..llm.registry import get_backend
 
-    settings, _ = run_folder_settings(args.run)  # a run the check cannot repeat fails before the dataset is loaded
+    run_folder_settings(args.run)  # a run the check cannot repeat fails before the dataset is loaded
     dataset = load_dataset(args.dataset)
     mined = read_candidates(args.mined, dataset.corpus)
     if args.dry_run:
@@ -309,11 +309,9 @@ def run_check(args) -> int:
               f"{report['prompt_tokens']:,} prompt tokens, {report['completion_tokens']:,} completion tokens, "
               f"≈ {report['estimated_seconds'] / 60:.1f} min at {args.prompt_tps:g} prompt tok/s")
         return 0
-    model = args.model or settings.get("model")  # the run's model unless told otherwise
+    name, model = check_backend(args.run, args.backend, args.model)
     options = {k: v for k, v in (("model", model), ("base_url", args.base_url and (
         args.base_url if len(args.base_url) > 1 else args.base_url[0]))) if v}
-    engines = run_engines(args.run)
-    name = args.backend or (next(iter(engines)) if len(engines) == 1 else "llamacpp")
     with get_backend(name, **options) as backend:
         res = check_negatives(args.run, mined, dataset.corpus, backend, top=args.top, progress=not args.no_progress,
                               max_concurrency=args.max_concurrency)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..annotate.caller import DEFAULT_GEN_TPS, DEFAULT_PROMPT_TPS
 from ..annotate.tasks import task_names
 from ..generate.sampling import MAX_EXAMPLES, STRATIFY
-from .annotate import DEFAULT_GEN_TPS, DEFAULT_PROMPT_TPS, _backend_options
+from .annotate import _backend_options
 from .argtypes import folder, llm_backend, nonneg_int, positive_float, positive_int, unit_float
 
 
