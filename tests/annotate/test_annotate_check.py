@@ -184,3 +184,39 @@ def test_checked_groups_of_both_modes(tmp_path):
     assert [(g.query_id, g.query, g.positives, g.negatives) for g in drop] == [
         ("q0", "question q0?", {"q0d0": 1.0}, ["q0d1", "q0m1", "q0m2"]),
         ("q1", "question q1?", {"q1d0": 1.0}, ["q1d1", "q1m1", "q1m2"])]
+
+
+def test_checked_groups_negative_pools_and_rule(tmp_path):
+    corpus, run_groups, mined = setup()
+    annotate(run_groups, corpus, fake(), tmp_path, CFG, progress=False)
+    check_negatives(tmp_path, mined, corpus, fake(), top=3)
+    # a later mining that ranks m2 first and no longer lists the judged d1 (nor m0)
+    later = [CandidateGroup(q, f"question {q}?", (Candidate(f"{q}m2", 1, 0.9), Candidate(f"{q}x", 2, 0.8),
+                                                   Candidate(f"{q}m1", 3, 0.7))) for q in ("q0", "q1")]
+    # mined pool: every candidate of the later list in rank order (the unjudged x too), positives left out
+    pos = checked_groups(tmp_path, later, "positive")
+    assert [(g.positives, g.negatives) for g in pos] == [
+        ({"q0d0": 1.0, "q0m0": 1.0}, ["q0m2", "q0x", "q0m1"]), ({"q1d0": 1.0, "q1m0": 1.0}, ["q1m2", "q1x", "q1m1"])]
+    # run pool: the run's judged candidates, then the checked ones (the unjudged x is not among them)
+    run = checked_groups(tmp_path, later, "positive", negatives="run")
+    assert [g.negatives for g in run] == [["q0d1", "q0m2", "q0m1"], ["q1d1", "q1m2", "q1m1"]]
+    # another rule: top2 makes d1 (0.2) a positive, so the bar is 0.2 and every checked passage is useful
+    top2 = checked_groups(tmp_path, later, "positive", rule="top2")
+    assert top2[0].positives == {"q0d0": 1.0, "q0d1": 1.0, "q0m0": 1.0, "q0m1": 1.0, "q0m2": 1.0}
+    assert top2[0].negatives == ["q0x"]
+    dropped = checked_groups(tmp_path, later, "drop", rule="top2")
+    assert (dropped[0].positives, dropped[0].negatives) == ({"q0d0": 1.0, "q0d1": 1.0}, ["q0x"])
+    with pytest.raises(ConfigError, match="negatives must be one of mined, run"):
+        checked_groups(tmp_path, later, negatives="bm25")
+
+
+def test_a_later_check_judges_only_what_no_earlier_check_saw(tmp_path):
+    corpus, run_groups, mined = setup()
+    annotate(run_groups, corpus, fake(), tmp_path, CFG, progress=False)
+    first = check_negatives(tmp_path, mined, corpus, fake(), top=1)  # m0 of each query
+    res = check_negatives(tmp_path, mined, corpus, fake(), top=2, out_dir=tmp_path / "round1",
+                          seen=first.judgments)
+    assert [[c.doc_id for c in g.candidates] for g in res.groups] == [["q0m1", "q0m2"], ["q1m1", "q1m2"]]
+    assert res.summary["calls_new"] == 4 and len(log_lines(tmp_path / "round1" / "calls.jsonl")) == 4
+    labels, _ = run_checked_labels(tmp_path, "positive", checked_dirs=[tmp_path / "checked", tmp_path / "round1"])
+    assert labels["q0"] == {"q0d0": 1.0, "q0d1": 0.0, "q0m0": 1.0, "q0m1": 0.0, "q0m2": 0.0}

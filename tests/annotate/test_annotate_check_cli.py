@@ -62,6 +62,16 @@ def test_check_cli_dry_run_then_check_then_replay(run, capsys, monkeypatch):
     assert main(["annotate", "check", *base]) == 0
     assert "(0 new calls, 4 replayed)" in capsys.readouterr().out
     assert asked[-1] == {"backend": "fake", "model": run_model}
+    # --label-rule: under a plain threshold every run candidate (0.7) is a positive, so the bar is 0.7 and
+    # all 4 checked passages are useful; the groups then hold the run's and the checked positives
+    assert main(["annotate", "check", *base, "--label-rule", "threshold:0.5"]) == 0
+    assert "the judge found 4 useful" in capsys.readouterr().out
+    from utilabel.data.groups import read_groups
+
+    groups = read_groups(run / "run" / "checked" / "groups-positive.jsonl")
+    assert [len(g.positives) for g in groups] == [4, 4] and all(not g.negatives for g in groups)
+    assert main(["annotate", "check", *base, "--label-rule", "top-3"]) != 0
+    assert "top-3" in capsys.readouterr().err
 
 
 def test_check_cli_refuses_a_listwise_run(mirror, tmp_path, capsys):

@@ -64,6 +64,13 @@ def test_yaml_round_trip(tmp_path):
     ({"sources": [{"name": "llm", "kind": "judgments"}]}, "label source 'llm': a judgments source needs 'path'"),
     ({"studies": [{"name": "s", "noise_rates": [1.0]}]}, r"noise_rates must be in \[0.0, 0.95\]"),
     ({"dense": {"quantize": "fp8"}}, "unknown quantize mode 'fp8'; valid: int8, none"),
+    ({"studies": [{"name": "s", "round": {"top": 2}}]}, "study 's': round settings need kind round"),
+    ({"studies": [{"name": "s", "kind": "round", "round": {"mode": "keep"}}]},
+     "round.mode must be one of positive, drop, got 'keep'"),
+    ({"studies": [{"name": "s", "kind": "round", "round": {"tops": 2}}]}, "study s.round: unknown key 'tops'"),
+    ({"studies": [{"name": "s", "kind": "round", "round": {"top": 0}}]}, r"round.top must be in \[1, 1000\]"),
+    ({"studies": [{"name": "s", "kind": "round", "train": {"negatives_file": "x.jsonl"}}]},
+     "a round study mines its own negatives"),
     ({"datasets": [{"name": "scifact", "heldout": True}]},
      "dataset scifact/test: heldout needs the training dataset and split .scifact/train."),
 ])

@@ -5,6 +5,7 @@ and resume: a second run trains and evaluates nothing."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -233,3 +234,87 @@ def test_teacher_studies_train_with_teacher_scores(tmp_path, tiny_squad, mirror)
                                                           ("llm+teacher(bm25)/disj_kl", "bm25")}
     summary = json.loads(next((tmp_path / "exp" / "models").glob("*/summary.json")).read_text())
     assert any(line.startswith("teacher scores: given in memory") for line in summary["data"])
+
+
+def _parity_logprob(messages, cont):
+    """A scripted judge: P(yes) = 0.8 for a passage whose text has an even length, else 0.2."""
+    passage = messages[-1]["content"].split("\n\n")[0]
+    p_yes = 0.8 if len(passage) % 2 == 0 else 0.2
+    return math.log(p_yes if cont.lower() == "yes" else 1 - p_yes)
+
+
+def test_round_study_mines_with_its_model_checks_and_retrains(tmp_path, tiny_squad, mirror):
+    """A round study: the round-0 model mines negatives, the run's judge checks the unseen ones (one
+    call log, resumable), and two round-1 models retrain on the mined negatives — with the check's
+    useful passages as positives, and without the check (the control). A re-run judges and trains nothing."""
+    from utilabel.annotate import AnnotateConfig, annotate
+    from utilabel.annotate.check import checked_labels
+    from utilabel.data import beir
+    from utilabel.data.candidates import read_candidates
+    from utilabel.data.judgments import read_judgments
+    from utilabel.data.registry import load_dataset
+    from utilabel.llm import get_backend
+    from utilabel.retrieve.bm25 import bm25_candidates
+
+    sf = load_dataset("scifact")
+    qrels = dict(list(sf.qrels("train").items())[:6])
+    gold = {d for v in qrels.values() for d in v}
+    train = tmp_path / "train"  # a BEIR folder: 6 SciFact train claims, 60 passages (their gold ones first)
+    beir.write_corpus(train / "corpus.jsonl", [sf.corpus[d] for d in gold]
+                      + [doc for d, doc in sf.corpus.items() if d not in gold][: 60 - len(gold)])
+    beir.write_queries(train / "queries.jsonl", [sf.queries[q] for q in qrels])
+    (train / "qrels").mkdir()
+    beir.write_qrels_tsv(train / "qrels" / "train.tsv", qrels)
+    ds = load_dataset(str(train))
+    run = tmp_path / "ann"
+    judge = lambda: get_backend("fake", responses=["yes"], cycle=True, logprobs=_parity_logprob)  # noqa: E731
+    annotate(bm25_candidates(ds, "train", k=3), ds.corpus, judge(), run,
+             AnnotateConfig(method="pointwise", answer_source="none", signals=("yesno",), label_rule="top1"),
+             progress=False)
+    cfg = ExperimentConfig.from_dict({
+        "name": "r", "out": str(tmp_path / "exp"), "train_dataset": str(train), "train_split": "train",
+        "sources": [{"name": "llm", "path": str(run / "judgments.jsonl"), "rule": "top1"}],
+        "datasets": [{"name": str(tiny_squad), "max_queries": 4}],
+        "studies": [{"name": "r", "kind": "round", "sources": ["llm"], "losses": ["disj"],
+                     "round": {"top": 2, "rank_hi": 10, "relative_margin": None}}],
+        "train": {"max_steps": 1, "batch_size": 4, "group_size": 2, "passage_max_len": 16, "query_max_len": 8},
+        "dense": {"max_length": 32, "query_max_length": 16, "k": 10},
+    })
+    asked = []
+
+    def factory(name, model):
+        asked.append((name, model))
+        return judge()
+
+    runner = ExperimentRunner(cfg, judge=factory)
+    assert [s.row for s in runner.plan()] == ["llm/disj [round 0]"]
+    assert runner.run()["trained"] == 3
+    assert asked == [("fake", "fake")]  # the run's engine and model
+    rows = {r["row"] for r in AppendLog.read(tmp_path / "exp" / "results.jsonl")}
+    assert {"llm/disj [round 0]", "llm/disj [round 1]", "llm/disj [round 1, no check]"} <= rows
+    (folder,) = (tmp_path / "exp" / "rounds").iterdir()
+    run_pairs = {(j.query_id, j.doc_id) for j in read_judgments(run / "judgments.jsonl")}
+    checked = read_judgments(folder / "checked" / "judgments.jsonl")
+    mined = {g.query_id: [c.doc_id for c in g.candidates] for g in read_candidates(folder / "mined.jsonl")}
+    # per query, the first 2 mined candidates (rank order) the run had not judged
+    assert {(j.query_id, j.doc_id) for j in checked} == {
+        (q, d) for q, docs in mined.items() for d in [d for d in docs if (q, d) not in run_pairs][:2]}
+    # the round-1 labels: the run's top-1 positives plus every checked passage rated ≥ the query's positive
+    expected, _ = checked_labels(read_judgments(run / "judgments.jsonl"), checked, "top1")
+    useful = sum(1 for q in expected for d, v in expected[q].items() if v > 0 and (q, d) not in run_pairs)
+    assert useful > 0
+    before, _ = checked_labels(read_judgments(run / "judgments.jsonl"), [], "top1")
+    n0 = sum(1 for q in before for v in before[q].values() if v > 0)
+
+    def n_positives(row):
+        stats = next(r for r in AppendLog.read(tmp_path / "exp" / "models.jsonl") if r["row"] == row)["label_stats"]
+        return round(stats["mean_positives"] * stats["queries"])
+
+    assert n_positives("llm/disj [round 0]") == n_positives("llm/disj [round 1, no check]") == n0
+    assert n_positives("llm/disj [round 1]") == n0 + useful
+
+    def refuse(name, model):
+        raise AssertionError("a finished round asks the judge nothing")
+
+    again = ExperimentRunner(cfg, judge=refuse).run()
+    assert again["trained"] == 0 and again["evaluated"] == 0

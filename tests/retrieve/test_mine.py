@@ -188,9 +188,11 @@ def test_resume_from_partial_file(tiny, tiny_model_dir, tmp_path, monkeypatch):
 def test_cli(tiny, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "c.jsonl"
     rc = main(["mine", "--dataset", str(tiny.path), "--split", "test", "--model", str(tiny_model_dir), "--out", str(out),
-               "--rank-hi", "10", "--relative-margin", "off", "--max-length", "64", "--limit", "4"])
+               "--rank-hi", "10", "--relative-margin", "off", "--max-length", "64", "--limit", "4", "--no-progress"])
     assert rc == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert "mine:" not in captured.err  # --no-progress: no progress bar
     groups = read_candidates(out, tiny.corpus)
     assert len(groups) == 4 and all(len(g.candidates) <= 10 for g in groups)
     assert f"wrote {sum(len(g.candidates) for g in groups)} candidates for 4 queries" in text

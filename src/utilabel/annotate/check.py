@@ -125,17 +125,20 @@ def unchecked_candidates(judgments: Sequence[Judgment], mined: Sequence[Candidat
 
 def check_negatives(run_dir: str | Path, mined: Sequence[CandidateGroup], corpus: Mapping[str, Document],
                     backend: LLMBackend | None = None, top: int = 5, answers: Mapping[str, Sequence[str]] | None = None,
-                    dry_run: bool = False, progress: bool = False, **run_options: Any) -> CheckResult:
+                    dry_run: bool = False, progress: bool = False, out_dir: str | Path | None = None,
+                    seen: Sequence[Judgment] = (), **run_options: Any) -> CheckResult:
     """Judge the top ``top`` not-yet-judged mined candidates of every query of the run in ``run_dir``
-    into ``run_dir/checked/`` with the run's settings (see the module docstring). ``run_options`` go to
-    :func:`~.engine.annotate` (``max_concurrency``, ``workers``, ``breaker``)."""
+    into ``out_dir`` (default ``run_dir/checked/``) with the run's settings (see the module docstring).
+    ``seen``: judgments of earlier checks, whose pairs count as judged too (a later round judges only
+    what is new). ``run_options`` go to :func:`~.engine.annotate` (``max_concurrency``, ``workers``,
+    ``breaker``)."""
     run_dir = Path(run_dir)
     settings, config = run_folder_settings(run_dir)
     run_path = run_dir / "judgments.jsonl"
     if not run_path.exists():
         raise ConfigError(f"{run_dir} has no judgments.jsonl: annotate it first")
-    groups = unchecked_candidates(read_judgments(run_path), mined, top)
-    out_dir = run_dir / CHECK_DIR
+    groups = unchecked_candidates([*read_judgments(run_path), *seen], mined, top)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / CHECK_DIR
     if dry_run:
         return CheckResult(out_dir, groups, estimate=estimate(groups, corpus, config, answers))
     if backend is None:
@@ -195,22 +198,37 @@ def checked_labels(run_judgments: Sequence[Judgment], checked_judgments: Sequenc
     return labels, exclude
 
 
-def run_checked_labels(run_dir: str | Path, mode: str = "positive") -> tuple[Labels, dict[str, set[str]]]:
-    """:func:`checked_labels` of a run folder and its ``checked/`` folder, under the run's label rule
-    (:func:`~utilabel.labels.run_label_rule`: its calibrated rule if any)."""
+def run_checked_labels(run_dir: str | Path, mode: str = "positive", rule: LabelRule | str | None = None,
+                       checked_dirs: Sequence[str | Path] | None = None) -> tuple[Labels, dict[str, set[str]]]:
+    """:func:`checked_labels` of a run folder and its checks (``checked_dirs``, default its ``checked/``
+    folder; missing ones are skipped), under ``rule`` (default the run's label rule,
+    :func:`~utilabel.labels.run_label_rule`: its calibrated rule if any)."""
     run_dir = Path(run_dir)
-    checked = run_dir / CHECK_DIR / "judgments.jsonl"
-    return checked_labels(read_judgments(run_dir / "judgments.jsonl"),
-                          read_judgments(checked) if checked.exists() else [], run_label_rule(run_dir), mode)
+    dirs = [run_dir / CHECK_DIR] if checked_dirs is None else [Path(d) for d in checked_dirs]
+    checked = [j for d in dirs if (d / "judgments.jsonl").exists() for j in read_judgments(d / "judgments.jsonl")]
+    return checked_labels(read_judgments(run_dir / "judgments.jsonl"), checked,
+                          run_label_rule(run_dir) if rule is None else rule, mode)
 
 
-def checked_groups(run_dir: str | Path, mined: Sequence[CandidateGroup], mode: str = "positive") -> list[TrainingGroup]:
+NEGATIVE_POOLS = ("mined", "run")
+"""Where :func:`checked_groups` takes a query's hard negatives from: every mined candidate (the
+measured recipe, docs/results/teacher-dev), or the run's own candidates followed by the checked ones."""
+
+
+def checked_groups(run_dir: str | Path, mined: Sequence[CandidateGroup], mode: str = "positive",
+                   rule: LabelRule | str | None = None, negatives: str = "mined",
+                   checked_dirs: Sequence[str | Path] | None = None) -> list[TrainingGroup]:
     """Training groups (``utilabel train --groups``) of :func:`run_checked_labels`: per query of the run
-    (in ``mined`` order, then the run's other queries), the positives and the hard negatives (the run's
-    in its ``groups.jsonl`` order, then the checked ones in mined rank order), excluded doc ids left out.
-    The run's teacher scores are kept for its passages. Queries without a positive are skipped."""
+    (in ``mined`` order, then the run's other queries), the positives (the run's under ``rule``, then the
+    useful checked ones in ``positive`` mode) and the hard negatives: with ``negatives="mined"`` every
+    mined candidate of the query in rank order, judged or not; with ``"run"`` the run's judged candidates
+    (its ``groups.jsonl`` order) followed by the checked ones in mined rank order. Positives and excluded
+    (``drop``) doc ids are never negatives. The run's teacher scores are kept for its passages. Queries
+    without a positive are skipped."""
+    if negatives not in NEGATIVE_POOLS:
+        raise ConfigError(f"negatives must be one of {', '.join(NEGATIVE_POOLS)}, got {negatives!r}")
     run_dir = Path(run_dir)
-    labels, _ = run_checked_labels(run_dir, mode)
+    labels, exclude = run_checked_labels(run_dir, mode, rule, checked_dirs)
     path = run_dir / "groups.jsonl"
     run_groups = {g.query_id: g for g in read_groups(path)} if path.exists() and path.stat().st_size else {}
     mined_by = {g.query_id: g for g in mined}
@@ -225,7 +243,12 @@ def checked_groups(run_dir: str | Path, mined: Sequence[CandidateGroup], mode: s
         order = [d for d in dict.fromkeys([*(rg.positives if rg else ()), *(rg.negatives if rg else ()), *mined_order,
                                            *per]) if d in per]
         pos = {d: per[d] for d in order if per[d] > 0}
-        if pos:
-            out.append(TrainingGroup(qid, texts[qid], pos, [d for d in order if d not in pos],
-                                     rg.teacher if rg else None))
+        if not pos:
+            continue
+        if negatives == "mined":
+            skip = pos.keys() | exclude.get(qid, set())
+            negs = [d for d in dict.fromkeys(mined_order) if d not in skip]
+        else:
+            negs = [d for d in order if d not in pos]
+        out.append(TrainingGroup(qid, texts[qid], pos, negs, rg.teacher if rg else None))
     return out

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..annotate.caller import DEFAULT_GEN_TPS, DEFAULT_PROMPT_TPS
+from ..annotate.check import NEGATIVE_POOLS
 from ..annotate.fusion import SIGNALS
 from ..annotate.tasks import task_names
 from ..errors import ConfigError
@@ -276,6 +277,12 @@ def _check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name or GGUF path (default: the run's model)")
     p.add_argument("--base-url", action="append", help="OpenAI-compatible server URL (repeatable)")
     p.add_argument("--max-concurrency", type=positive_int, default=None, help="LLM calls in flight at once")
+    p.add_argument("--label-rule", default=None,
+                   help="label rule of the groups written (e.g. top3; default: the run's); a checked passage is "
+                        "useful when the judge rates it at least as high as the query's weakest positive under it")
+    p.add_argument("--negatives", choices=NEGATIVE_POOLS, default="mined",
+                   help="hard negatives of the groups written: every mined candidate (default, the measured "
+                        "recipe) or the run's candidates then the checked ones")
     p.add_argument("--dry-run", action="store_true", help="print calls, tokens and time estimates; run nothing")
     p.add_argument("--prompt-tps", type=positive_float, default=DEFAULT_PROMPT_TPS, help="dry run: prompt tokens/s")
     p.add_argument("--gen-tps", type=positive_float, default=DEFAULT_GEN_TPS, help="dry run: completion tokens/s")
@@ -300,6 +307,7 @@ def run_check(args) -> int:
     from ..llm.registry import get_backend
 
     run_folder_settings(args.run)  # a run the check cannot repeat fails before the dataset is loaded
+    rule = parse_rule(args.label_rule) if args.label_rule else None
     dataset = load_dataset(args.dataset)
     mined = read_candidates(args.mined, dataset.corpus)
     if args.dry_run:
@@ -315,7 +323,7 @@ def run_check(args) -> int:
     with get_backend(name, **options) as backend:
         res = check_negatives(args.run, mined, dataset.corpus, backend, top=args.top, progress=not args.no_progress,
                               max_concurrency=args.max_concurrency)
-    _, dropped = run_checked_labels(args.run, "drop")
+    _, dropped = run_checked_labels(args.run, "drop", rule)
     useful = sum(len(v) for v in dropped.values())
     s = res.summary or {}
     print(f"judged {res.candidates} mined candidates of {len(res.groups)} queries ({s.get('calls_new', 0)} new calls, "
@@ -323,7 +331,7 @@ def run_check(args) -> int:
     print(f"judgments: {res.out_dir / 'judgments.jsonl'}")
     for mode in CHECK_MODES:
         path = res.out_dir / f"groups-{mode}.jsonl"
-        write_groups(path, checked_groups(args.run, mined, mode))
+        write_groups(path, checked_groups(args.run, mined, mode, rule, args.negatives))
         print(f"groups ({mode}): {path}")
     return 0
 

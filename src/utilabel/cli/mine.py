@@ -45,6 +45,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--index", default="flat", help="flat (exact, default) | ivf | hnsw")
     p.add_argument("--quantize", default="none", choices=QUANTIZE_MODES)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def mine(args) -> int:
@@ -56,7 +57,7 @@ def mine(args) -> int:
                         relative_margin=args.relative_margin, absolute_margin=args.absolute_margin,
                         positive_score=args.positive_score, bm25_k=args.bm25_k, keep_positives=args.keep_positives)
     dense = DenseConfig(max_length=args.max_length, batch_size=args.batch_size, index=args.index,
-                        quantize=args.quantize, show_progress=True)
+                        quantize=args.quantize, show_progress=not args.no_progress)
     ds = load_dataset(args.dataset)
     positives = None
     if args.qrels:
@@ -65,7 +66,7 @@ def mine(args) -> int:
         if not positives:
             raise ConfigError(f"{args.qrels} has no positives")
     groups, st = mine_negatives(ds, args.split, args.model, config, dense, positives, args.limit, args.out,
-                                show_progress=True)
+                                show_progress=not args.no_progress)
     print(f"wrote {sum(len(g.candidates) for g in groups):,} candidates for {len(groups):,} queries to {args.out}"
           + (f" ({st.resumed:,} queries resumed)" if st.resumed else ""))
     print(f"retrieved {st.retrieved:,}; outside rank window {st.outside_window:,}; bm25 added {st.bm25_added:,}; "

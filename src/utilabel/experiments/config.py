@@ -13,6 +13,12 @@ defaults :data:`TRAIN_DEFAULTS` / :data:`DENSE_DEFAULTS`. Each study expands int
   ``llm_source`` for the rest, × loss × seed (the human-ratio curve); ``human_choice`` picks those
   queries at ``random`` and/or by LLM ``uncertain``-ty (smallest label margin first, see
   :func:`utilabel.labels.rule_margins`).
+* ``round`` — annotate → train → mine → judge → retrain: every judgments source × loss × seed trains
+  a round-0 model (``<row> [round 0]``), which mines hard negatives for the training queries; the
+  annotation run's judge checks the first of them it has not judged yet, and two round-1 models
+  retrain with the mined negatives: on the labels plus the check (``<row> [round 1]``) and, the free
+  control, on the same labels with the same negatives and no check (``<row> [round 1, no check]``).
+  Its ``round`` mapping is a :class:`RoundSettings`.
 
 A study may also name a ``teacher``: a source of the grid (kind ``judgments``, ``first_stage`` or
 ``human``) whose teacher scores (:mod:`utilabel.labels.teacher`) the study's distillation losses
@@ -40,7 +46,7 @@ from ..labels.sources import SOURCE_KINDS
 from ..retrieve.dense import DenseConfig
 from ..train.config import TrainConfig
 
-STUDY_KINDS = ("labels", "noise", "ratio")
+STUDY_KINDS = ("labels", "noise", "ratio", "round")
 #: how a ratio study chooses the human-labelled queries: at random, or the least certain LLM queries first
 HUMAN_CHOICES = ("random", "uncertain")
 #: the grid's training defaults (small models on a CPU), over TrainConfig's own
@@ -173,6 +179,46 @@ class FusionSettings:
 
 
 @dataclass
+class RoundSettings:
+    """The second round of a ``round`` study (see the module docstring and
+    :meth:`~utilabel.experiments.runner.ExperimentRunner` ``_next_round``).
+
+    ``run``: the pointwise annotation run folder whose judge checks the mined negatives (default: the
+    folder of the source's judgments file; its ``checked/`` folder, if any, counts as judged already);
+    ``backend``/``model``: default the engine the run's call log records and the run's model
+    (:func:`utilabel.annotate.check.check_backend`); ``top``: not-yet-judged mined candidates judged per
+    query; ``mode``: a useful one becomes a ``positive`` or is ``drop``-ped from the negatives;
+    mining with the round-0 model (:class:`utilabel.retrieve.mine.MineConfig`): ``rank_hi`` dense hits,
+    ``relative_margin``, ``positive_score`` (the source's own positives, never human ones);
+    ``check_dir``: the folder that holds each round's check (default ``<out>/rounds``; a path in the
+    repository keeps the judge's call log with the results)."""
+
+    run: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    top: int = 2
+    mode: str = "positive"
+    rank_hi: int = 100
+    relative_margin: float | None = 0.95
+    positive_score: str = "max"
+    check_dir: str | None = None
+
+    def __post_init__(self):
+        from ..annotate.check import MODES
+        from ..retrieve.mine import POSITIVE_SCORES
+
+        _check_range("round", "top", self.top, 1, 1000)
+        _check_range("round", "rank_hi", self.rank_hi, 1, 10000)
+        if self.relative_margin is not None:
+            _check_range("round", "relative_margin", self.relative_margin, 0.0, 1.0)
+        if self.mode not in MODES:
+            raise ConfigError(f"round.mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.positive_score not in POSITIVE_SCORES:
+            raise ConfigError(f"round.positive_score must be one of {', '.join(POSITIVE_SCORES)}, "
+                              f"got {self.positive_score!r}")
+
+
+@dataclass
 class Study:
     """One block of the grid (see the module docstring). ``datasets``: names among the
     experiment's eval datasets (None = all); ``train_queries``: ``annotated`` (the queries of the
@@ -182,7 +228,8 @@ class Study:
     rows of the same sources and loss trained otherwise. ``teacher``: the name of a grid source whose
     teacher scores the study's (distillation) losses learn from; ``train``: training options of this
     study's models over the grid's ``train`` (not the runner's per-model options, ``epochs`` or
-    ``teacher``) — give a ``tag`` when two studies differ only there."""
+    ``teacher``) — give a ``tag`` when two studies differ only there. ``round``: the
+    :class:`RoundSettings` of a ``round`` study."""
 
     name: str
     kind: str = "labels"
@@ -199,8 +246,17 @@ class Study:
     tag: str | None = None
     teacher: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
+    round: dict[str, Any] | None = None
 
     def __post_init__(self):
+        if self.round is not None and self.kind != "round":
+            raise ConfigError(f"study {self.name!r}: round settings need kind round")
+        if self.kind == "round":
+            self.round_settings()  # validates
+            if self.teacher is not None:
+                raise ConfigError(f"study {self.name!r}: a round study trains without a teacher")
+            if "negatives_file" in self.train:
+                raise ConfigError(f"study {self.name!r}: a round study mines its own negatives; remove train.negatives_file")
         if self.epochs is not None:
             _check_range(f"study {self.name}", "epochs", self.epochs, 1, 100)
         if self.kind not in STUDY_KINDS:
@@ -234,6 +290,11 @@ class Study:
         if not (self.train_queries in ("annotated", "all") or (isinstance(self.train_queries, int)
                                                                 and self.train_queries > 0)):
             raise ConfigError(f"study {self.name!r}: train_queries must be 'annotated', 'all' or a positive number")
+
+
+    def round_settings(self) -> RoundSettings:
+        """The study's :class:`RoundSettings` (defaults where it gives none)."""
+        return _build(RoundSettings, self.round or {}, f"study {self.name}.round")
 
 
 COMPARISON_KINDS = ("superiority", "equivalence")

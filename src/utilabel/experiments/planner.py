@@ -90,8 +90,8 @@ class StudyPlanner:
         specs: list[ModelSpec] = []
         for seed in study.seeds:
             for loss in study.losses:
-                new = {"labels": self._label_models, "noise": self._noise_models}.get(study.kind, self._ratio_models)(
-                    study, qids, datasets, loss, seed)
+                new = {"labels": self._label_models, "noise": self._noise_models, "round": self._label_models}.get(
+                    study.kind, self._ratio_models)(study, qids, datasets, loss, seed)
                 specs.extend(self._finish(study, spec) for spec in new)
         return specs
 
@@ -143,11 +143,36 @@ class StudyPlanner:
                                   human_ratio=ratio))
         return out
 
-    def _finish(self, study: Study, spec: ModelSpec) -> ModelSpec:
+    def _finish(self, study: Study, spec: ModelSpec, round_tag: str = "round 0") -> ModelSpec:
         spec.epochs = study.epochs
         spec.key = model_key(self.config, spec.labels_digest, spec.loss, spec.label_stats.get("max_positives", 2),
                              spec.seed, spec.epochs, teacher_digest(spec.teacher) if spec.teacher is not None else None,
                              spec.train_options)
-        if study.tag:
-            spec.row = f"{spec.row} [{study.tag}]"
+        tags = [t for t in (study.tag, round_tag if study.kind == "round" else None) if t]
+        if tags:
+            spec.row = f"{spec.row} [{', '.join(tags)}]"
         return spec
+
+    # ------------------------------------------------------------------------------------- round studies
+    ROUND_TAGS = ("round 1", "round 1, no check")
+
+    def round_rows(self, study: Study, first: ModelSpec) -> list[str]:
+        """The rows of the two round-1 models that follow ``first`` (a round-0 model of ``study``)."""
+        base = f"{first.source}/{first.loss}"
+        return [f"{base} [{', '.join(t for t in (study.tag, tag) if t)}]" for tag in self.ROUND_TAGS]
+
+    def round_specs(self, study: Study, first: ModelSpec, checked: Labels, negatives_file: str,
+                    control_negatives_file: str) -> list[ModelSpec]:
+        """The round-1 models after ``first``: ``checked`` labels (the round-0 labels plus the judge's
+        check) with ``negatives_file``, and the free control: ``first``'s own labels with
+        ``control_negatives_file`` (the same mining, no judge)."""
+        out = []
+        for tag, labels, negatives, method in (
+                (self.ROUND_TAGS[0], checked, negatives_file, f"{first.method}-round1-s{first.seed}"),
+                (self.ROUND_TAGS[1], first.labels, control_negatives_file, f"{first.method}-round1-nocheck-s{first.seed}")):
+            spec = ModelSpec(study.name, study.kind, f"{first.source}/{first.loss}", first.loss, first.seed,
+                             list(first.datasets), source=first.source, train_queries=first.train_queries,
+                             labels=labels, method=method, label_stats=self.data.stats(labels),
+                             train_options={**study.train, "negatives_file": negatives})
+            out.append(self._finish(study, spec, tag))
+        return out

@@ -18,6 +18,10 @@ keyed by content, so an interrupted grid resumes):
   whose record exists is never redone; ``events.jsonl`` — session start/stop times (:mod:`.results`);
 * ``rag/`` — the reader's resumable answer logs; passage embeddings go to the shared cache of
   :mod:`utilabel.retrieve.dense` (keyed by model and corpus content).
+* ``rounds/<source>-<loss>-s<seed>-<round-0 key>/`` — a ``round`` study's mined candidates
+  (``mined.jsonl``, mined with the round-0 model; ``mined-dropped.jsonl`` in ``drop`` mode) and, unless
+  ``round.check_dir`` puts it elsewhere, the judge's check of them (``checked/``, an annotation run
+  folder with its own resumable call log).
 
 Tasks run in config order: BM25 on every dataset first, the untrained base model on a study's
 datasets just before the study, then each model of the study (train, then evaluate on the
@@ -32,11 +36,13 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..data.trec import write_trec_run
+from ..errors import ConfigError
 from ..fileio import AppendLog, atomic_write
 from . import label_variants as variants
-from .config import ExperimentConfig
+from .config import ExperimentConfig, Study
 from .grid_data import GridData, slug
 from .planner import ModelSpec, StudyPlanner
 from .results import BASE_ROW, BM25_ROW, FUSED_SUFFIX, MEASURES, MODELS_FILE, result_key
@@ -49,6 +55,12 @@ def _ds_slug(name: str) -> str:
     return slug(Path(name).name)
 
 
+def _registry_backend(name: str, model: str | None):
+    from ..llm.registry import get_backend
+
+    return get_backend(name, **({"model": model} if model else {}))
+
+
 class _Stop(Exception):
     """The deadline passed: start no new task."""
 
@@ -58,8 +70,10 @@ class ExperimentRunner:
     data access and study planner."""
 
     def __init__(self, config: ExperimentConfig, show_progress: bool = False,
-                 on_event: Callable[[str], None] | None = None):
+                 on_event: Callable[[str], None] | None = None, judge: Callable[[str, str | None], Any] | None = None):
         self.config = config
+        #: ``judge(backend_name, model)`` → the LLM backend of a round study's check (default: the registry's)
+        self.judge = judge or _registry_backend
         self.out = Path(config.out)
         self.show_progress = show_progress
         self.on_event = on_event or (lambda msg: None)
@@ -136,6 +150,71 @@ class ExperimentRunner:
             for spec in self.planner.plan_study(study):
                 self._check_deadline()
                 self._run_model(spec, results, done, counts)
+                if study.kind == "round":
+                    for nxt in self._next_round(study, spec, done, counts):
+                        self._check_deadline()
+                        self._run_model(nxt, results, done, counts)
+
+    def _next_round(self, study: Study, first: ModelSpec, done: set[str], counts: dict) -> list[ModelSpec]:
+        """The round-1 models after the round-0 model ``first`` (a ``round`` study, see
+        :mod:`.config`): mine hard negatives for ``first``'s training queries with its model (positive-aware
+        margins to its own positives), let the annotation run's judge check the first ``round.top`` mined
+        candidates it has not judged yet (resumable: the check's call log replays), and plan the checked
+        row and its no-check control. Nothing is mined or judged when every result of both rows exists."""
+        rows = self.planner.round_rows(study, first)
+        if not any(self._key(r, first.seed, d, "retrieval") not in done or self._fusion_pending(r, first.seed, d, done)
+                   for r in rows for d in first.datasets):
+            counts["skipped"] += 2
+            return []
+        from ..annotate.check import CHECK_DIR, check_backend, check_negatives, checked_labels
+        from ..data.candidates import read_candidates, write_candidates
+        from ..data.judgments import read_judgments
+        from ..labels import positives, run_label_rule
+        from ..retrieve.mine import MineConfig, mine_negatives
+
+        rs = study.round_settings()
+        src = self.config.source(first.source or "")
+        if src.kind != "judgments" or not src.path:
+            raise ConfigError(f"study {study.name!r}: a round needs a judgments source (the judge checks the "
+                              f"mined negatives); {src.name!r} is {src.kind}")
+        run_dir = Path(rs.run) if rs.run else Path(src.path).parent
+        name = f"{slug(first.source or '')}-{first.loss}-s{first.seed}-{first.key[:10]}"
+        folder = self.out / "rounds" / name
+        check_dir = Path(rs.check_dir) / name if rs.check_dir else folder / CHECK_DIR
+        model_path = self.train_model(first, counts)
+        train_ds = self.data.dataset(self.config.train_dataset)
+        mined_path = folder / "mined.jsonl"
+        if not mined_path.exists():
+            self.on_event(f"round: mine with {first.row} seed {first.seed}")
+            mine_negatives(train_ds, self.config.train_split, model_path,
+                           MineConfig(rank_hi=rs.rank_hi, relative_margin=rs.relative_margin,
+                                      positive_score=rs.positive_score),
+                           self.config.dense_config(show_progress=self.show_progress),
+                           positives={q: positives(v) for q, v in first.labels.items()}, out=mined_path,
+                           show_progress=self.show_progress)
+        mined = [g for g in read_candidates(mined_path) if g.query_id in first.labels]
+        earlier = run_dir / CHECK_DIR
+        seen = read_judgments(earlier / "judgments.jsonl") if (earlier / "judgments.jsonl").exists() else []
+        backend_name, model = check_backend(run_dir, rs.backend, rs.model)
+        self.on_event(f"round: the judge ({backend_name}) checks the top {rs.top} unjudged mined candidates "
+                      f"of {len(mined)} queries into {check_dir}")
+        with self.judge(backend_name, model) as backend:
+            res = check_negatives(run_dir, mined, train_ds.corpus, backend, top=rs.top, out_dir=check_dir, seen=seen,
+                                  progress=self.show_progress)
+        rule = src.rule or run_label_rule(run_dir)
+        labels, exclude = checked_labels(read_judgments(run_dir / "judgments.jsonl"), [*seen, *res.judgments],
+                                         rule, rs.mode)
+        checked = {q: labels.get(q, {}) for q in first.labels}
+        negatives = mined_path
+        if rs.mode == "drop":
+            negatives = folder / "mined-dropped.jsonl"
+            if not negatives.exists():
+                write_candidates(negatives, [type(g)(g.query_id, g.query, tuple(
+                    c for c in g.candidates if c.doc_id not in exclude.get(g.query_id, ()))) for g in read_candidates(mined_path)])
+        added = sum(len(positives(checked[q])) - len(positives(first.labels[q])) for q in first.labels)
+        self.on_event(f"round: {res.candidates} mined candidates checked ({(res.summary or {}).get('calls_new', 0)} "
+                      f"new calls); {added} new positives, {sum(map(len, exclude.values()))} dropped")
+        return self.planner.round_specs(study, first, checked, str(negatives), str(mined_path))
 
     def _run_model(self, spec: ModelSpec, results: AppendLog, done: set[str], counts: dict) -> None:
         """Train the model (unless every result it serves exists) and evaluate it on its datasets."""
