@@ -318,3 +318,42 @@ def test_round_study_mines_with_its_model_checks_and_retrains(tmp_path, tiny_squ
 
     again = ExperimentRunner(cfg, judge=refuse).run()
     assert again["trained"] == 0 and again["evaluated"] == 0
+
+
+def test_a_human_source_with_a_path_reads_that_qrels_file_and_a_changed_file_retrains(tmp_path, tiny_squad, mirror):
+    """A ``human`` source with a ``path`` takes its labels from that TREC qrels file, not from the
+    training split's qrels (they were silently read instead once); when the file changes, the row's
+    model key changes, and the runner trains and evaluates the row again instead of keeping the result
+    another model made."""
+    from utilabel.data.registry import load_dataset
+    from utilabel.data.trec import format_trec_qrels
+
+    sf = load_dataset("scifact")
+    qids = list(sf.qrels("train"))[:4]
+    other = list(sf.corpus)[:4]
+    qrels_file = tmp_path / "mine.qrels"
+    qrels_file.write_text(format_trec_qrels({q: {other[i]: 1} for i, q in enumerate(qids)}))
+    cfg = ExperimentConfig.from_dict({
+        "name": "h", "out": str(tmp_path / "exp"),
+        "sources": [{"name": "mine", "kind": "human", "path": str(qrels_file)}],
+        "datasets": [{"name": str(tiny_squad), "max_queries": 4}],
+        "studies": [{"name": "s", "sources": ["mine"], "losses": ["disj"], "train_queries": "all"}],
+        "train": {"max_steps": 1, "batch_size": 4, "group_size": 2, "passage_max_len": 16, "query_max_len": 8},
+        "dense": {"max_length": 32, "query_max_length": 16, "k": 10},
+    })
+    runner = ExperimentRunner(cfg)
+    (spec,) = runner.plan()
+    assert spec.labels == {q: {other[i]: 1.0} for i, q in enumerate(qids)}  # the file's, not SciFact's qrels
+    assert runner.run()["trained"] == 1
+    assert ExperimentRunner(cfg).run() == {"trained": 0, "evaluated": 0, "skipped": 3, "stopped_early": False}
+
+    qrels_file.write_text(format_trec_qrels({q: {other[(i + 1) % 4]: 1} for i, q in enumerate(qids)}))
+    events: list[str] = []
+    again = ExperimentRunner(cfg, on_event=events.append)
+    (new,) = again.plan()
+    assert new.key != spec.key
+    counts = again.run()
+    assert counts["trained"] == 1 and counts["evaluated"] == 1
+    assert any("came from another model" in e for e in events)
+    recs = [r for r in AppendLog.read(tmp_path / "exp" / "results.jsonl") if r["row"] == "mine/disj"]
+    assert [r["model_key"] for r in recs] == [spec.key, new.key]  # the newer record supersedes the old one

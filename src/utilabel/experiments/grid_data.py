@@ -153,10 +153,11 @@ class GridData:
 
     # ---------------------------------------------------------------------------------- labels
     def label_source(self, name: str) -> LabelSource:
-        """The config's source ``name`` as a :class:`LabelSource`."""
+        """The config's source ``name`` as a :class:`LabelSource`: a judgments file, or a human source's
+        TREC qrels file (its ``path``; none: the training split's qrels)."""
         src = self.config.source(name)
-        return LabelSource(src.kind, (src.path,) if src.path and src.kind == "judgments" else (), src.method,
-                           src.rule, src.label, src.with_qrels)
+        return LabelSource(src.kind, (src.path,) if src.path and src.kind in ("judgments", "human") else (),
+                           src.method, src.rule, src.label, src.with_qrels)
 
     @property
     def reader(self) -> SourceReader:

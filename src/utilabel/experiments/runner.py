@@ -82,6 +82,7 @@ class ExperimentRunner:
         self._bm25: dict = {}
         self._reader = None
         self._by_model: dict[tuple[str, str, str], dict] = {}
+        self._made_by: dict[str, str | None] = {}
         self._deadline: float | None = None
 
     @property
@@ -101,7 +102,23 @@ class ExperimentRunner:
         recs = AppendLog.read(self.out / "results.jsonl")
         self._by_model = {(r["model_key"], r["dataset"], r["kind"]): r for r in recs
                           if r.get("model_key") and not r.get("alias_of")}
+        self._made_by = {r["key"]: r.get("model_key") for r in recs if "key" in r}  # the last record wins
         return {r["key"] for r in recs if "key" in r}
+
+    def _forget_stale(self, spec: ModelSpec, done: set[str]) -> None:
+        """A result of ``spec``'s row that another model made (its record names another model key: the
+        row's labels, loss or settings changed since) is not done: it is computed again, and its new
+        record supersedes the old one (the last record of a key wins)."""
+        kinds = [("retrieval", spec.row)] + ([("retrieval", spec.row + FUSED_SUFFIX)] if self.config.fusion else []) \
+            + ([("rag", spec.row)] if self.config.rag else [])
+        for ds_name in spec.datasets:
+            for kind, row in kinds:
+                key = self._key(row, spec.seed, ds_name, kind)
+                made_by = self._made_by.get(key)
+                if key in done and made_by and made_by not in (spec.key, row):
+                    done.discard(key)
+                    self.on_event(f"{row} seed {spec.seed} on {ds_name}: its {kind} result came from another model "
+                                  f"({made_by[:12]}, now {spec.key[:12]}); computing it again")
 
     def run(self, deadline: float | None = None) -> dict:
         """Execute every task not done yet (stopping before ``deadline``, a ``time.time()`` value)."""
@@ -218,6 +235,7 @@ class ExperimentRunner:
 
     def _run_model(self, spec: ModelSpec, results: AppendLog, done: set[str], counts: dict) -> None:
         """Train the model (unless every result it serves exists) and evaluate it on its datasets."""
+        self._forget_stale(spec, done)
         pending = [d for d in spec.datasets if self._key(spec.row, spec.seed, d, "retrieval") not in done]
         if not pending and not self._rag_pending(spec.row, spec.seed, spec.datasets, done):
             counts["skipped"] += 1
