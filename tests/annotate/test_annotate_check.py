@@ -12,6 +12,7 @@ from annotate_scripted import respond
 
 from utilabel.annotate import AnnotateConfig, annotate
 from utilabel.annotate.check import (
+    check_backend,
     check_negatives,
     checked_groups,
     checked_labels,
@@ -117,6 +118,15 @@ def test_check_refuses_another_engine_than_the_runs(tmp_path):
                    + '{"key": "torn')
     assert run_engines(tmp_path) == set()
     assert check_negatives(tmp_path, mined, corpus, fake()).candidates == 6  # m0, m1, m2 of q0 and q1
+    # such a run's default check backend: the engine its checked/ folder's log records, else llama.cpp
+    assert check_backend(tmp_path) == ("fake", "fake")
+    checked_log = tmp_path / "checked" / "calls.jsonl"
+    checked = log_lines(checked_log)
+    checked_log.write_text("".join(json.dumps({**r, "engine": "transformers"}) + "\n" for r in checked))
+    assert check_backend(tmp_path) == ("transformers", "fake")
+    checked_log.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "engine"}) + "\n" for r in checked))
+    assert check_backend(tmp_path) == ("llamacpp", "fake")
+    assert check_backend(tmp_path, "openai", "m") == ("openai", "m")
 
 
 def J(q, d, u):

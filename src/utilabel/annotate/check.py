@@ -81,8 +81,9 @@ def run_engines(run_dir: str | Path) -> set[str]:
 
 def check_backend(run_dir: str | Path, backend: str | None = None, model: str | None = None) -> tuple[str, str | None]:
     """The backend name and model a check of the run in ``run_dir`` uses: those given, else the engine
-    its call log records (llama.cpp when it records none or several) and the model its ``config.json`` names."""
-    engines = run_engines(run_dir)
+    its call log records (a log older than that field: the engine its ``checked/`` folder's log records;
+    llama.cpp when neither records exactly one) and the model its ``config.json`` names."""
+    engines = run_engines(run_dir) or logged_engines(Path(run_dir) / CHECK_DIR / "calls.jsonl")
     name = backend or (next(iter(engines)) if len(engines) == 1 else "llamacpp")
     return name, model or run_folder_settings(run_dir)[0].get("model")
 
