@@ -276,7 +276,9 @@ def test_round_study_mines_with_its_model_checks_and_retrains(tmp_path, tiny_squ
         "sources": [{"name": "llm", "path": str(run / "judgments.jsonl"), "rule": "top1"}],
         "datasets": [{"name": str(tiny_squad), "max_queries": 4}],
         "studies": [{"name": "r", "kind": "round", "sources": ["llm"], "losses": ["disj"],
-                     "round": {"top": 2, "rank_hi": 10, "relative_margin": None}}],
+                     "round": {"top": 2, "rank_hi": 10, "relative_margin": None}},
+                    {"name": "d", "kind": "round", "sources": ["llm"], "losses": ["disj"], "tag": "drop",
+                     "round": {"top": 2, "rank_hi": 10, "relative_margin": None, "mode": "drop"}}],
         "train": {"max_steps": 1, "batch_size": 4, "group_size": 2, "passage_max_len": 16, "query_max_len": 8},
         "dense": {"max_length": 32, "query_max_length": 16, "k": 10},
     })
@@ -287,9 +289,11 @@ def test_round_study_mines_with_its_model_checks_and_retrains(tmp_path, tiny_squ
         return judge()
 
     runner = ExperimentRunner(cfg, judge=factory)
-    assert [s.row for s in runner.plan()] == ["llm/disj [round 0]"]
-    assert runner.run()["trained"] == 3
-    assert asked == [("fake", "fake")]  # the run's engine and model
+    assert [s.row for s in runner.plan()] == ["llm/disj [round 0]", "llm/disj [drop, round 0]"]
+    # round 0 (shared by both studies), round 1 and its control; drop mode's round 1 (its control is the same
+    # model as the first study's: same labels, same mined negatives)
+    assert runner.run()["trained"] == 4
+    assert asked == [("fake", "fake")] * 2  # the run's engine and model; the second check replays the first
     rows = {r["row"] for r in AppendLog.read(tmp_path / "exp" / "results.jsonl")}
     assert {"llm/disj [round 0]", "llm/disj [round 1]", "llm/disj [round 1, no check]"} <= rows
     (folder,) = (tmp_path / "exp" / "rounds").iterdir()
@@ -312,6 +316,11 @@ def test_round_study_mines_with_its_model_checks_and_retrains(tmp_path, tiny_squ
 
     assert n_positives("llm/disj [round 0]") == n_positives("llm/disj [round 1, no check]") == n0
     assert n_positives("llm/disj [round 1]") == n0 + useful
+    # drop mode: the useful checked passages leave the mined negatives; the labels stay the run's
+    dropped = {g.query_id: [c.doc_id for c in g.candidates] for g in read_candidates(folder / "mined-dropped.jsonl")}
+    useful_pairs = {(q, d) for q in expected for d, v in expected[q].items() if v > 0 and (q, d) not in run_pairs}
+    assert dropped == {q: [d for d in docs if (q, d) not in useful_pairs] for q, docs in mined.items()}
+    assert n_positives("llm/disj [drop, round 1]") == n0
 
     def refuse(name, model):
         raise AssertionError("a finished round asks the judge nothing")
