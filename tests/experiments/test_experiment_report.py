@@ -58,3 +58,31 @@ def test_committed_report_regenerates_byte_identical(name, tmp_path, monkeypatch
     got = report.read_text(encoding="utf-8")
     assert _masked(got) == _masked(expected)
     assert len(re.findall(r"min training|trained models", got)) == 2  # the masks touched only those two numbers
+
+
+def test_machines_are_recorded_and_cross_machine_comparisons_flagged(tmp_path):
+    """Each result names the machine that computed it; a comparison whose rows come from different
+    machines is marked † (float kernels differ across CPUs), one from a single machine is not."""
+    import json
+
+    from utilabel.experiments.report import row_machines
+    from utilabel.experiments.results import machine
+
+    here = machine()
+    assert here.count(" | ") == 2 and here.endswith(f"torch {__import__('torch').__version__}")
+    config = ExperimentConfig.from_dict({
+        "name": "m", "out": str(tmp_path / "out"), "datasets": [{"name": "scifact"}],
+        "comparisons": [{"a": "x", "b": "y"}, {"a": "x", "b": "z"}]})
+    per_query = {f"q{i}": 0.1 * (i % 7) for i in range(30)}
+    records = [{"key": row, "row": row, "seed": 0, "dataset": "scifact", "kind": "retrieval", "time": 1.0,
+                "metrics": {"nDCG@10": 0.5}, "n_queries": 30, "n_docs": 100, "per_query": per_query, **extra}
+               for row, extra in (("x", {"machine": here}), ("y", {"machine": here}), ("z", {}))]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert row_machines(records, "x", "scifact") == {here} and row_machines(records, "z", "scifact") == {"not recorded"}
+    text = write_report(config, path=tmp_path / "report.md").read_text()
+    xy = next(line for line in text.splitlines() if line.startswith("| x | y |"))
+    xz = next(line for line in text.splitlines() if line.startswith("| x | z |"))
+    assert not xy.endswith("† |") and xz.endswith("† |")
+    assert f"- Retrieval results by machine: {here}: 2; not recorded: 1." in text
+    assert "† The two rows' results were computed on different machines" in text

@@ -248,6 +248,13 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
     lines.append(f"- {n_models} trained models, {sum(1 for r in records if r.get('kind') == 'retrieval')} retrieval "
                  f"and {sum(1 for r in records if r.get('kind') == 'rag')} RAG evaluations. Cells marked – are "
                  "planned but were not reached in the time budget; · marks a cell no study of that row asks for.")
+    by_machine: dict[str, int] = {}
+    for r in _latest(records):
+        if r.get("kind") == "retrieval":
+            by_machine[r.get("machine", UNRECORDED)] = by_machine.get(r.get("machine", UNRECORDED), 0) + 1
+    if by_machine:
+        lines.append("- Retrieval results by machine: " + "; ".join(f"{m}: {n}" for m, n in sorted(by_machine.items()))
+                     + ".")
     lines.append("- Evaluation queries per dataset (seeded sample; the corpus is never sampled):")
     seen = {}
     for r in records:
@@ -292,6 +299,21 @@ def per_query_values(records: list[dict], row: str, dataset: str) -> dict[str, f
         return {}
     common = set.intersection(*(set(v) for v in by_seed.values()))
     return {q: statistics.fmean(v[q] for v in by_seed.values()) for q in sorted(common)}
+
+
+UNRECORDED = "not recorded"
+
+
+def _latest(records: list[dict]) -> list[dict]:
+    """The last record of each result key (what every table shows)."""
+    return list({r.get("key", id(r)): r for r in records}.values())
+
+
+def row_machines(records: list[dict], row: str, dataset: str) -> set[str]:
+    """The machines that computed a row's current retrieval results on a dataset (:func:`.results.machine`;
+    records older than that field: :data:`UNRECORDED`)."""
+    return {r.get("machine", UNRECORDED) for r in _latest(records)
+            if r.get("kind") == "retrieval" and r["row"] == row and r["dataset"] == dataset}
 
 
 def _n_seeds(records: list[dict], row: str, dataset: str) -> int:
@@ -350,14 +372,22 @@ def _claims_sections(config: ExperimentConfig, records: list[dict], ret, metric:
               "given the observed spread of the differences.", "",
               "| a | b | dataset | queries | seeds a/b | a | b | Δ [95 % CI] | p | p (rand) | d | MDE | claim | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    mixed = 0
     for c, d, res, v in results:
         seeds = f"{_n_seeds(records, c.a, d)}/{_n_seeds(records, c.b, d)}"
         if res is None:
             lines.append(f"| {c.a} | {c.b} | {d} | – | {seeds} | – | – | – | – | – | – | – | {c.claim or ''} | not run |")
             continue
+        machines = row_machines(records, c.a, d) | row_machines(records, c.b, d)
+        mark = " †" if len(machines) > 1 else ""
+        mixed += bool(mark)
         lines.append(f"| {c.a} | {c.b} | {d} | {res.n} | {seeds} | {res.mean_a:.3f} | {res.mean_b:.3f} | "
                      f"{res.diff:+.3f} [{res.ci_low:+.3f}, {res.ci_high:+.3f}] | {_p(res.p)} | {_p(res.p_rand)} | "
-                     f"{res.d:+.2f} | {res.mde:.3f} | {c.claim or ''} | {v} |")
+                     f"{res.d:+.2f} | {res.mde:.3f} | {c.claim or ''} | {v}{mark} |")
+    if mixed:
+        lines += ["", "† The two rows' results were computed on different machines (or one before machines were "
+                  "recorded): the same model and settings have given nDCG@10 values up to 0.006 apart on two CPUs "
+                  "(their float kernels differ), so a difference that small is not evidence here."]
     return lines
 
 

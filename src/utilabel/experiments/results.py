@@ -7,13 +7,18 @@ Both the executor (:mod:`.runner`) and the report (:mod:`.report`) import these,
   seed, training seconds, label statistics), so a report rebuilt from an archive knows what training cost
   without the model folders (:data:`RESULT_FILES`, what an archive keeps);
 * :func:`restore_results` / :func:`archive_results` — seed a fresh output folder from committed results,
-  copy them back at the end.
+  copy them back at the end;
+* :func:`machine` — what computed a result (CPU model, its vector extensions, torch version): the same
+  model and settings have given nDCG@10 values 0.006 apart on two CPUs, so the report flags comparisons
+  whose rows were computed on different machines.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import platform
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +31,34 @@ MEASURES = ("nDCG@10", "R@100")
 #: the files that make a grid's results: what an archive keeps and a fresh machine resumes from
 RESULT_FILES = ("results.jsonl", "events.jsonl", "models.jsonl")
 MODELS_FILE = RESULT_FILES[2]
+
+
+#: the CPU extensions that change float kernels (and so embeddings) on a CPU: the widest one present is named
+ISA_LEVELS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+
+
+@functools.lru_cache(maxsize=1)
+def machine() -> str:
+    """``"<cpu model> | <widest ISA of ISA_LEVELS> | torch <version>"`` of this process's machine."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    isa = next((f for f in ISA_LEVELS if f in flags), "baseline")
+    try:
+        from importlib.metadata import version
+
+        torch = version("torch")
+    except Exception:  # noqa: BLE001 - no torch: the fingerprint says so
+        torch = "none"
+    return f"{cpu} | {isa} | torch {torch}"
 
 
 def result_key(config, row: str, seed: int, dataset: str, kind: str) -> str:

@@ -45,7 +45,7 @@ from . import label_variants as variants
 from .config import ExperimentConfig, Study
 from .grid_data import GridData, slug
 from .planner import ModelSpec, StudyPlanner
-from .results import BASE_ROW, BM25_ROW, FUSED_SUFFIX, MEASURES, MODELS_FILE, result_key
+from .results import BASE_ROW, BM25_ROW, FUSED_SUFFIX, MEASURES, MODELS_FILE, machine, result_key
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class ExperimentRunner:
                        "labels": str(labels_path), "label_stats": spec.label_stats}, fh)
         with AppendLog(self.out / MODELS_FILE) as models:  # what the archive keeps of the model
             models.append({"model_key": spec.key, "row": spec.row, "seed": spec.seed, "seconds": seconds,
-                           "label_stats": spec.label_stats, "time": time.time()})
+                           "label_stats": spec.label_stats, "time": time.time(), "machine": machine()})
         counts["trained"] += 1
         return model_path
 
@@ -351,7 +351,7 @@ class ExperimentRunner:
         res = evaluate_run(run, qrels, measures=tuple(dict.fromkeys((*MEASURES, self.config.main_metric))),
                            relevance_level=ds.relevance_level, ignore_identical_ids=ds.ignore_identical_ids)
         return {"dataset": ds_name, "kind": "retrieval", "metrics": res.mean, "n_queries": len(qrels),
-                "n_docs": len(ds.corpus),
+                "n_docs": len(ds.corpus), "machine": machine(),
                 "per_query": {q: round(v[self.config.main_metric], 5) for q, v in sorted(res.per_query.items())}}
 
     def _fusion_pending(self, row: str, seed: int, ds_name: str, done: set[str]) -> bool:
