@@ -14,7 +14,7 @@ the copy, and a check of the committed run replays every call.
 
 from pathlib import Path
 
-from utilabel.annotate.check import checked_labels
+from utilabel.annotate.check import checked_labels, without_excluded
 from utilabel.data.candidates import read_candidates, write_candidates
 from utilabel.data.judgments import read_judgments
 from utilabel.data.trec import format_trec_qrels
@@ -30,9 +30,7 @@ queries = {j.query_id for j in run}
 qrels = {q: {d: 1 for d in positives(with_useful.get(q, {}))} for q in sorted(queries)}
 Path("runs/mined/llm-top3-checked.qrels").write_text(format_trec_qrels(qrels))
 mined = read_candidates("runs/mined/llm-top3-max.jsonl")
-kept = [type(g)(g.query_id, g.query, tuple(c for c in g.candidates if c.doc_id not in useful.get(g.query_id, ())))
-        for g in mined]
-write_candidates("runs/mined/llm-top3-max-dropped.jsonl", kept)
+write_candidates("runs/mined/llm-top3-max-dropped.jsonl", without_excluded(mined, useful))
 n = sum(len(v) for v in useful.values())
 print(f"{len(checked)} checked negatives, {n} useful (≥ the query's third-best judged candidate) in "
       f"{len(useful)} queries")

@@ -211,6 +211,13 @@ def run_checked_labels(run_dir: str | Path, mode: str = "positive", rule: LabelR
                           run_label_rule(run_dir) if rule is None else rule, mode)
 
 
+def without_excluded(groups: Sequence[CandidateGroup], exclude: Mapping[str, set[str]]) -> list[CandidateGroup]:
+    """``groups`` with each query's excluded doc ids (``checked_labels(..., mode="drop")``) removed: the
+    hard-negative candidates of drop mode."""
+    return [CandidateGroup(g.query_id, g.query, tuple(c for c in g.candidates if c.doc_id not in exclude.get(g.query_id, ())))
+            for g in groups]
+
+
 NEGATIVE_POOLS = ("mined", "run")
 """Where :func:`checked_groups` takes a query's hard negatives from: every mined candidate (the
 measured recipe, docs/results/teacher-dev), or the run's own candidates followed by the checked ones."""

@@ -69,7 +69,7 @@ def _check_range(owner: str, name: str, value, lo, hi) -> None:
 @dataclass
 class LabelSource:
     """A named label source of the grid, resolved by :mod:`utilabel.labels.sources`: ``human`` (qrels of
-    the training split), a judgments JSONL file, or ``first_stage``: the free control where the
+    the training split, or the TREC qrels file ``path``), a judgments JSONL file, or ``first_stage``: the free control where the
     first-stage (BM25) ranking is the judge — its candidates ranked by BM25 go through ``rule``
     (default ``top1``: "BM25's top hit is the positive").
 
@@ -290,7 +290,6 @@ class Study:
         if not (self.train_queries in ("annotated", "all") or (isinstance(self.train_queries, int)
                                                                 and self.train_queries > 0)):
             raise ConfigError(f"study {self.name!r}: train_queries must be 'annotated', 'all' or a positive number")
-
 
     def round_settings(self) -> RoundSettings:
         """The study's :class:`RoundSettings` (defaults where it gives none)."""

@@ -66,6 +66,12 @@ def fmt_rate(x: float) -> str:
     return f"{round(100 * x)}%"
 
 
+def tagged(row: str, study: Study, round_tag: str) -> str:
+    """``row`` with the study's tag and, in a ``round`` study, the round (``llm/disj [tag, round 1]``)."""
+    tags = [t for t in (study.tag, round_tag if study.kind == "round" else None) if t]
+    return f"{row} [{', '.join(tags)}]" if tags else row
+
+
 class StudyPlanner:
     """The models of each study (see the module docstring)."""
 
@@ -148,9 +154,7 @@ class StudyPlanner:
         spec.key = model_key(self.config, spec.labels_digest, spec.loss, spec.label_stats.get("max_positives", 2),
                              spec.seed, spec.epochs, teacher_digest(spec.teacher) if spec.teacher is not None else None,
                              spec.train_options)
-        tags = [t for t in (study.tag, round_tag if study.kind == "round" else None) if t]
-        if tags:
-            spec.row = f"{spec.row} [{', '.join(tags)}]"
+        spec.row = tagged(spec.row, study, round_tag)
         return spec
 
     # ------------------------------------------------------------------------------------- round studies
@@ -158,8 +162,7 @@ class StudyPlanner:
 
     def round_rows(self, study: Study, first: ModelSpec) -> list[str]:
         """The rows of the two round-1 models that follow ``first`` (a round-0 model of ``study``)."""
-        base = f"{first.source}/{first.loss}"
-        return [f"{base} [{', '.join(t for t in (study.tag, tag) if t)}]" for tag in self.ROUND_TAGS]
+        return [tagged(f"{first.source}/{first.loss}", study, tag) for tag in self.ROUND_TAGS]
 
     def round_specs(self, study: Study, first: ModelSpec, checked: Labels, negatives_file: str,
                     control_negatives_file: str) -> list[ModelSpec]:

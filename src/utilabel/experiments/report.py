@@ -13,7 +13,7 @@ import json
 import re
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..fileio import AppendLog, atomic_write
@@ -33,12 +33,10 @@ def _cell(values: list[float]) -> str:
 
 def _collect(records: list[dict], kind: str) -> dict[tuple[str, str], dict[str, list[float]]]:
     """{(row, dataset): {metric: [value per seed]}} (last record per key wins)."""
-    latest: dict[str, dict] = {}
-    for r in records:
-        if r.get("kind") == kind:
-            latest[r["key"]] = r
     out: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in latest.values():
+    for r in _latest(records):
+        if r.get("kind") != kind:
+            continue
         for m, v in r["metrics"].items():
             out[(r["row"], r["dataset"])][m].append(float(v))
     return out
@@ -248,10 +246,7 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
     lines.append(f"- {n_models} trained models, {sum(1 for r in records if r.get('kind') == 'retrieval')} retrieval "
                  f"and {sum(1 for r in records if r.get('kind') == 'rag')} RAG evaluations. Cells marked – are "
                  "planned but were not reached in the time budget; · marks a cell no study of that row asks for.")
-    by_machine: dict[str, int] = {}
-    for r in _latest(records):
-        if r.get("kind") == "retrieval":
-            by_machine[r.get("machine", UNRECORDED)] = by_machine.get(r.get("machine", UNRECORDED), 0) + 1
+    by_machine = Counter(r.get("machine", UNRECORDED) for r in _latest(records) if r.get("kind") == "retrieval")
     if by_machine:
         lines.append("- Retrieval results by machine: " + "; ".join(f"{m}: {n}" for m, n in sorted(by_machine.items()))
                      + ".")
@@ -309,10 +304,10 @@ def _latest(records: list[dict]) -> list[dict]:
     return list({r.get("key", id(r)): r for r in records}.values())
 
 
-def row_machines(records: list[dict], row: str, dataset: str) -> set[str]:
-    """The machines that computed a row's current retrieval results on a dataset (:func:`.results.machine`;
-    records older than that field: :data:`UNRECORDED`)."""
-    return {r.get("machine", UNRECORDED) for r in _latest(records)
+def row_machines(latest: list[dict], row: str, dataset: str) -> set[str]:
+    """The machines that computed a row's retrieval results on a dataset, from the :func:`_latest` records
+    (:func:`.results.machine`; records older than that field: :data:`UNRECORDED`)."""
+    return {r.get("machine", UNRECORDED) for r in latest
             if r.get("kind") == "retrieval" and r["row"] == row and r["dataset"] == dataset}
 
 
@@ -372,13 +367,13 @@ def _claims_sections(config: ExperimentConfig, records: list[dict], ret, metric:
               "given the observed spread of the differences.", "",
               "| a | b | dataset | queries | seeds a/b | a | b | Δ [95 % CI] | p | p (rand) | d | MDE | claim | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    mixed = 0
+    mixed, latest = 0, _latest(records)
     for c, d, res, v in results:
         seeds = f"{_n_seeds(records, c.a, d)}/{_n_seeds(records, c.b, d)}"
         if res is None:
             lines.append(f"| {c.a} | {c.b} | {d} | – | {seeds} | – | – | – | – | – | – | – | {c.claim or ''} | not run |")
             continue
-        machines = row_machines(records, c.a, d) | row_machines(records, c.b, d)
+        machines = row_machines(latest, c.a, d) | row_machines(latest, c.b, d)
         mark = " †" if len(machines) > 1 else ""
         mixed += bool(mark)
         lines.append(f"| {c.a} | {c.b} | {d} | {res.n} | {seeds} | {res.mean_a:.3f} | {res.mean_b:.3f} | "

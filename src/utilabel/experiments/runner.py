@@ -183,10 +183,16 @@ class ExperimentRunner:
                    for r in rows for d in first.datasets):
             counts["skipped"] += 2
             return []
-        from ..annotate.check import CHECK_DIR, check_backend, check_negatives, checked_labels
+        from ..annotate.check import (
+            CHECK_DIR,
+            check_backend,
+            check_negatives,
+            run_checked_labels,
+            without_excluded,
+        )
         from ..data.candidates import read_candidates, write_candidates
         from ..data.judgments import read_judgments
-        from ..labels import positives, run_label_rule
+        from ..labels import positives
         from ..retrieve.mine import MineConfig, mine_negatives
 
         rs = study.round_settings()
@@ -209,7 +215,8 @@ class ExperimentRunner:
                            self.config.dense_config(show_progress=self.show_progress),
                            positives={q: positives(v) for q, v in first.labels.items()}, out=mined_path,
                            show_progress=self.show_progress)
-        mined = [g for g in read_candidates(mined_path) if g.query_id in first.labels]
+        all_mined = read_candidates(mined_path)
+        mined = [g for g in all_mined if g.query_id in first.labels]
         earlier = run_dir / CHECK_DIR
         seen = read_judgments(earlier / "judgments.jsonl") if (earlier / "judgments.jsonl").exists() else []
         backend_name, model = check_backend(run_dir, rs.backend, rs.model)
@@ -218,16 +225,12 @@ class ExperimentRunner:
         with self.judge(backend_name, model) as backend:
             res = check_negatives(run_dir, mined, train_ds.corpus, backend, top=rs.top, out_dir=check_dir, seen=seen,
                                   progress=self.show_progress)
-        rule = src.rule or run_label_rule(run_dir)
-        labels, exclude = checked_labels(read_judgments(run_dir / "judgments.jsonl"), [*seen, *res.judgments],
-                                         rule, rs.mode)
+        labels, exclude = run_checked_labels(run_dir, rs.mode, src.rule, [earlier, check_dir])
         checked = {q: labels.get(q, {}) for q in first.labels}
         negatives = mined_path
-        if rs.mode == "drop":
+        if rs.mode == "drop":  # rewritten from the current check (its content is in the model key)
             negatives = folder / "mined-dropped.jsonl"
-            if not negatives.exists():
-                write_candidates(negatives, [type(g)(g.query_id, g.query, tuple(
-                    c for c in g.candidates if c.doc_id not in exclude.get(g.query_id, ()))) for g in read_candidates(mined_path)])
+            write_candidates(negatives, without_excluded(all_mined, exclude))
         added = sum(len(positives(checked[q])) - len(positives(first.labels[q])) for q in first.labels)
         self.on_event(f"round: {res.candidates} mined candidates checked ({(res.summary or {}).get('calls_new', 0)} "
                       f"new calls); {added} new positives, {sum(map(len, exclude.values()))} dropped")
