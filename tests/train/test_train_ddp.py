@@ -3,6 +3,7 @@ concatenated batch: passages are gathered from every rank with gradients, gradie
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,3 +30,20 @@ def test_ddp_equals_single_process(tiny_model_dir, tmp_path, mirror, loss):
     scale = max(g.abs().max().item() for g in a["grads"].values())
     for name in a["grads"]:  # float32 sums in another order: compare relative to the largest gradient
         torch.testing.assert_close(b["grads"][name], a["grads"][name], rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_train_under_torchrun_finishes_and_exits_cleanly(tiny_model_dir, tmp_path, mirror):
+    """The CLI under torchrun (2 gloo ranks): both ranks train, rank 0 saves, and the process group the
+    trainer created is destroyed before exit (left to interpreter teardown, gloo can abort at exit)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "utilabel.cli.main", "train", "--dataset", "scifact", "--labels", "human",
+                           "--loss", "disj", "--epochs", "1", "--max-steps", "2", "--batch-size", "4",
+                           "--group-size", "4", "--base-model", str(tiny_model_dir), "--passage-max-len", "48",
+                           "--negatives-k", "0", "--out", str(out), "--no-show-progress"],
+                          env=env, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
+    assert (out / "model" / "config.json").is_file()

@@ -72,9 +72,12 @@ def _world() -> int:
     return d.get_world_size() if d else 1
 
 
-def _maybe_init_distributed(device: str) -> None:
+def _maybe_init_distributed(device: str) -> bool:
+    """Join the torchrun process group unless the caller did; True when this call created it."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        return True
+    return False
 
 
 def batch_matrices(global_groups: list[SampledGroup], local_slice: slice, known_pos: dict[str, set[str]],
@@ -161,6 +164,7 @@ class _Run:
     rank: int
     world: int
     amp_dtype: object | None = None  # None = no autocast
+    owns_group: bool = False  # train() created the process group, so it destroys it when done
     # set by _start before any step (torch's optimiser, LR scheduler and grad scaler objects)
     model: BiEncoder = None  # type: ignore[assignment]
     optimizer: Any = None
@@ -206,7 +210,9 @@ def train(config: TrainConfig, labels: Labels | LabelPlan | None = None, groups:
     if run.rank == 0:
         log.info("training done: %s", _finish(run, data, len(sampler.query_ids), total, out))
     if _dist():
-        _dist().barrier()
+        _dist().barrier()  # no rank tears down while another still writes or communicates
+        if run.owns_group:  # gloo aborts at exit if its group is left to the interpreter's teardown
+            _dist().destroy_process_group()
     return out / "model"
 
 
@@ -215,7 +221,7 @@ def _setup(config: TrainConfig) -> _Run:
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    _maybe_init_distributed(device)
+    owns_group = _maybe_init_distributed(device)
     rank, world = _rank(), _world()
     if world > 1 and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
@@ -228,7 +234,8 @@ def _setup(config: TrainConfig) -> _Run:
         log.warning("amp=%s ignored on %s", config.amp, device)
     use_amp = config.amp != "no" and device.startswith("cuda")
     torch.manual_seed(config.seed)
-    return _Run(config, device, rank, world, (torch.float16 if config.amp == "fp16" else torch.bfloat16) if use_amp else None)
+    return _Run(config, device, rank, world, (torch.float16 if config.amp == "fp16" else torch.bfloat16) if use_amp else None,
+                owns_group)
 
 
 def _steps_per_epoch(config: TrainConfig, sampler: GroupSampler, world: int) -> list[int]:
