@@ -164,6 +164,38 @@ def test_fewshot_prompt_carries_the_examples_and_the_task(corpus_dir, tmp_path):
     assert json.loads((tmp_path / "gen0" / "utilabel.json").read_text())["task"] is None  # custom: say it again
 
 
+def test_a_task_whose_passages_reply_asks_for_the_query_they_rebut(corpus_dir, tmp_path):
+    """counter-argument (ArguAna) writes with the rebutted prompt: the argument a passage argues against,
+    not an argument "for which the passage is useful" (which a 1.5B model answered by describing the
+    passage: "The passage argues against ..."); claim keeps the generic zero-shot prompt."""
+    rebut, claim = fake(), fake()
+    generate(Dataset.from_folder(corpus_dir), rebut, tmp_path / "arg",
+             GenerateConfig(passages=1, task="counter-argument", queries_per_passage=2), progress=False)
+    generate(Dataset.from_folder(corpus_dir), claim, tmp_path / "claim",
+             GenerateConfig(passages=1, task="claim", queries_per_passage=2), progress=False)
+    user = rebut.requests[0].messages[-1]["content"]
+    assert "it argues against an argument made by the other side" in user
+    assert "Write 2 different versions of the argument it argues against" in user and "useful" not in user
+    assert "Write 2 different claims for which this passage is useful" in claim.requests[0].messages[-1]["content"]
+    assert json.loads((tmp_path / "arg" / "config.json").read_text())["prompt_id"] == "generate-rebutted@v1"
+    assert json.loads((tmp_path / "claim" / "config.json").read_text())["prompt_id"] == "generate-zeroshot@v2"
+
+
+def test_the_generation_prompt_is_outside_a_tasks_hash(tmp_path):
+    """Annotation call keys hash the task: naming its generation prompt must not change them."""
+    import hashlib
+
+    from utilabel.annotate.tasks import _check, get_task
+
+    task = get_task("counter-argument")
+    assert task.generation == "rebutted" and get_task("claim").generation == "zeroshot"
+    fields = {"name": task.name, "version": task.version, "query_label": task.query_label,
+              "utility": task.utility, "judge_question": task.judge_question}
+    assert task.hash == hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    with pytest.raises(DataFormatError, match="generation must be one of zeroshot, rebutted"):
+        _check({**fields, "generation": "poem"}, "t.yaml")
+
+
 def test_dry_run_counts_one_call_per_passage_and_the_judge(corpus_dir):
     ds = Dataset.from_folder(corpus_dir)
     est = estimate_generation(ds, GenerateConfig(passages=4, queries_per_passage=3))

@@ -8,7 +8,10 @@ placeholders:
 * ``query_label`` — how the query is introduced (``Question``, ``Claim``, ``Argument``);
 * ``utility`` — what a useful passage does, completing "a useful passage ..." (listwise prompts);
 * ``judge_question`` — the yes/no question asked about one passage (pointwise prompts);
-* ``query_noun`` (derived) — the label in lower case ("the claim").
+* ``query_noun`` (derived) — the label in lower case ("the claim");
+* ``generation`` (optional, default ``zeroshot``) — the zero-shot prompt ``utilabel generate`` writes
+  queries with (``rebutted`` where a passage replies to its query, as a counter-argument does). Only
+  generation reads it, so it is outside the task's hash and annotation prompts do not change with it.
 
 Datasets declare their default task (:attr:`utilabel.data.dataset.Dataset.task`); ``--task NAME``
 or ``--task-instruction "…"`` (a user's own yes/no question, task ``custom``) override it. The task
@@ -29,6 +32,7 @@ import yaml
 from ..errors import ConfigError, DataFormatError, UnknownNameError
 
 TASK_FIELDS = ("query_label", "utility", "judge_question")
+GENERATION_PROMPTS = ("zeroshot", "rebutted")  # generate/prompts/<name>.compact.yaml
 DEFAULT_TASK = "qa"
 
 
@@ -40,6 +44,7 @@ class Task:
     query_label: str
     utility: str
     judge_question: str
+    generation: str = "zeroshot"
 
     @property
     def ref(self) -> str:
@@ -66,8 +71,11 @@ def _check(data, path: str) -> Task:
             raise DataFormatError(path, None, f"{key} must be a non-empty text without braces")
     if not isinstance(data["version"], int) or data["version"] < 1:
         raise DataFormatError(path, None, "version must be a positive integer")
+    generation = data.get("generation", "zeroshot")
+    if generation not in GENERATION_PROMPTS:
+        raise DataFormatError(path, None, f"generation must be one of {', '.join(GENERATION_PROMPTS)}")
     return Task(str(data["name"]), int(data["version"]), str(data.get("description", "")),
-                *(" ".join(str(data[k]).split()) for k in TASK_FIELDS))
+                *(" ".join(str(data[k]).split()) for k in TASK_FIELDS), generation=generation)
 
 
 @cache

@@ -47,7 +47,7 @@ from ..annotate.parsing import Parsed
 from ..annotate.prompts import Prompt, escape_passage, load_prompt_file
 from ..annotate.runfolder import claim_folder
 from ..annotate.store import CallStore
-from ..annotate.tasks import DEFAULT_TASK, Task, resolve_task
+from ..annotate.tasks import DEFAULT_TASK, GENERATION_PROMPTS, Task, resolve_task
 from ..data import beir
 from ..data.dataset import Dataset, write_meta
 from ..errors import ConfigError, LLMError
@@ -149,9 +149,9 @@ class GenerateConfig:
 
 @cache
 def generation_prompt(kind: str) -> Prompt:
-    """The built-in prompt ``zeroshot`` or ``fewshot`` (``generate/prompts/<kind>.compact.yaml``)."""
-    if kind not in ("zeroshot", "fewshot"):
-        raise ConfigError(f"prompt kind must be zeroshot or fewshot, got {kind!r}")
+    """The built-in prompt ``zeroshot``, ``rebutted`` or ``fewshot`` (``generate/prompts/<kind>.compact.yaml``)."""
+    if kind not in (*GENERATION_PROMPTS, "fewshot"):
+        raise ConfigError(f"prompt kind must be one of {', '.join((*GENERATION_PROMPTS, 'fewshot'))}, got {kind!r}")
     with resources.as_file(resources.files("utilabel.generate") / "prompts" / f"{kind}.compact.yaml") as real:
         return load_prompt_file(str(real))
 
@@ -189,7 +189,7 @@ class _Prompter:
     def __init__(self, config: GenerateConfig, examples: Sequence[Example]):
         self.config = config
         self.task = config.task_spec
-        self.prompt = generation_prompt("fewshot" if examples else "zeroshot")
+        self.prompt = generation_prompt("fewshot" if examples else self.task.generation)
         self.examples = (render_examples(examples, self.task.query_label, config.max_passage_words, config.sanitize)
                          if examples else None)
 
