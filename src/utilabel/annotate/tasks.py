@@ -74,8 +74,9 @@ def _check(data, path: str) -> Task:
     generation = data.get("generation", "zeroshot")
     if generation not in GENERATION_PROMPTS:
         raise DataFormatError(path, None, f"generation must be one of {', '.join(GENERATION_PROMPTS)}")
-    return Task(str(data["name"]), int(data["version"]), str(data.get("description", "")),
-                *(" ".join(str(data[k]).split()) for k in TASK_FIELDS), generation=generation)
+    query_label, utility, judge_question = (" ".join(str(data[k]).split()) for k in TASK_FIELDS)
+    return Task(str(data["name"]), int(data["version"]), str(data.get("description", "")), query_label, utility,
+                judge_question, generation)
 
 
 @cache
