@@ -10,16 +10,17 @@ runs: each line names the machines that computed them (the same model gives up t
 CPUs, BENCHMARKS.md), so a cross-machine difference smaller than that is not evidence.
 """
 
-import json
 from pathlib import Path
 
-from utilabel.experiments.report import _latest, per_query_values, row_machines
+from utilabel.experiments.report import latest_records, per_query_values, row_machines
 from utilabel.experiments.stats import paired
+from utilabel.fileio import AppendLog
 
 HERE = Path(__file__).parent
-OURS = [json.loads(x) for x in (HERE / "results.jsonl").read_text().splitlines()]
-T5 = [json.loads(x) for x in (HERE.parent / "arguana-generated" / "results.jsonl").read_text().splitlines()]
+OURS = AppendLog.read(HERE / "results.jsonl")
+T5 = AppendLog.read(HERE.parent / "arguana-generated" / "results.jsonl")
 DATASET = "arguana"
+LATEST_OURS, LATEST_T5 = latest_records(OURS), latest_records(T5)
 
 for suffix in ("", " +BM25"):
     a, b = "ours-source-only/disj" + suffix, "t5-source-only/disj" + suffix
@@ -27,6 +28,6 @@ for suffix in ("", " +BM25"):
     if res is None:
         print(f"{a} vs {b}: not both computed yet")
         continue
-    machines = sorted(row_machines(_latest(OURS), a, DATASET) | row_machines(_latest(T5), b, DATASET))
+    machines = sorted(row_machines(LATEST_OURS, a, DATASET) | row_machines(LATEST_T5, b, DATASET))
     print(f"{a} {res.mean_a:.3f} vs {b} {res.mean_b:.3f}: Δ {res.diff:+.3f} "
           f"[{res.ci_low:+.3f}, {res.ci_high:+.3f}], p {res.p:.3g}, n {res.n}; machines: {'; '.join(machines)}")

@@ -34,7 +34,7 @@ def _cell(values: list[float]) -> str:
 def _collect(records: list[dict], kind: str) -> dict[tuple[str, str], dict[str, list[float]]]:
     """{(row, dataset): {metric: [value per seed]}} (last record per key wins)."""
     out: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in _latest(records):
+    for r in latest_records(records):
         if r.get("kind") != kind:
             continue
         for m, v in r["metrics"].items():
@@ -246,7 +246,7 @@ def _run_summary(config, records, events, out: Path) -> list[str]:
     lines.append(f"- {n_models} trained models, {sum(1 for r in records if r.get('kind') == 'retrieval')} retrieval "
                  f"and {sum(1 for r in records if r.get('kind') == 'rag')} RAG evaluations. Cells marked – are "
                  "planned but were not reached in the time budget; · marks a cell no study of that row asks for.")
-    by_machine = Counter(r.get("machine", UNRECORDED) for r in _latest(records) if r.get("kind") == "retrieval")
+    by_machine = Counter(r.get("machine", UNRECORDED) for r in latest_records(records) if r.get("kind") == "retrieval")
     if by_machine:
         lines.append("- Retrieval results by machine: " + "; ".join(f"{m}: {n}" for m, n in sorted(by_machine.items()))
                      + ".")
@@ -299,13 +299,13 @@ def per_query_values(records: list[dict], row: str, dataset: str) -> dict[str, f
 UNRECORDED = "not recorded"
 
 
-def _latest(records: list[dict]) -> list[dict]:
+def latest_records(records: list[dict]) -> list[dict]:
     """The last record of each result key (what every table shows)."""
     return list({r.get("key", id(r)): r for r in records}.values())
 
 
 def row_machines(latest: list[dict], row: str, dataset: str) -> set[str]:
-    """The machines that computed a row's retrieval results on a dataset, from the :func:`_latest` records
+    """The machines that computed a row's retrieval results on a dataset, from the :func:`latest_records` records
     (:func:`.results.machine`; records older than that field: :data:`UNRECORDED`)."""
     return {r.get("machine", UNRECORDED) for r in latest
             if r.get("kind") == "retrieval" and r["row"] == row and r["dataset"] == dataset}
@@ -367,7 +367,7 @@ def _claims_sections(config: ExperimentConfig, records: list[dict], ret, metric:
               "given the observed spread of the differences.", "",
               "| a | b | dataset | queries | seeds a/b | a | b | Δ [95 % CI] | p | p (rand) | d | MDE | claim | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    mixed, latest = 0, _latest(records)
+    mixed, latest = 0, latest_records(records)
     for c, d, res, v in results:
         seeds = f"{_n_seeds(records, c.a, d)}/{_n_seeds(records, c.b, d)}"
         if res is None:

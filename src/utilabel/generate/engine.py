@@ -150,8 +150,9 @@ class GenerateConfig:
 @cache
 def generation_prompt(kind: str) -> Prompt:
     """The built-in prompt ``zeroshot``, ``rebutted`` or ``fewshot`` (``generate/prompts/<kind>.compact.yaml``)."""
-    if kind not in (*GENERATION_PROMPTS, "fewshot"):
-        raise ConfigError(f"prompt kind must be one of {', '.join((*GENERATION_PROMPTS, 'fewshot'))}, got {kind!r}")
+    kinds = (*GENERATION_PROMPTS, "fewshot")
+    if kind not in kinds:
+        raise ConfigError(f"prompt kind must be one of {', '.join(kinds)}, got {kind!r}")
     with resources.as_file(resources.files("utilabel.generate") / "prompts" / f"{kind}.compact.yaml") as real:
         return load_prompt_file(str(real))
 
